@@ -1,0 +1,74 @@
+// swift-tools-version: 6.0
+//
+// InverseSet: import Caffe models, run them with reverse-mode autodiff, and
+// sample the inverse set of a neuron. The target graph mirrors the
+// architecture (see docs/ARCHITECTURE.md):
+//
+//   system libraries -> CaffeSchema (generated C) -> CaffeImport -> GraphIR
+//   GraphIR -> Runtime (tensors, kernels, registry, executor) -> Layers
+//   Runtime + ImageIO -> Sampler -> inverse-set (CLI)
+import PackageDescription
+
+let optimised: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "InverseSet",
+    products: [
+        .executable(name: "inverse-set", targets: ["InverseSetCLI"]),
+        // One dynamic library holds everything a layer plugin links against, so
+        // the tool and every plugin share a single copy of the registry types.
+        .library(name: "InverseSet", type: .dynamic,
+                 targets: ["GraphIR", "CaffeImport", "Runtime", "Layers", "ImageIO", "Sampler"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // ---- System libraries (installed by tools/setup.sh) ------------------
+        .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c",
+                       providers: [.apt(["libprotobuf-c-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+
+        // ---- Caffe schema: our caffe.proto and its protoc-c output ----------
+        // Regenerate with tools/regen-proto.sh; the output is committed.
+        .target(name: "CaffeSchema", dependencies: ["CProtobufC"],
+                exclude: ["caffe.proto"],
+                linkerSettings: [.linkedLibrary("protobuf-c")]),
+
+        // ---- Caffe-free graph IR ---------------------------------------------
+        .target(name: "GraphIR", swiftSettings: optimised),
+
+        // ---- Importer: prototxt / caffemodel -> GraphIR, and the writer -------
+        .target(name: "CaffeImport", dependencies: ["GraphIR", "CaffeSchema", "CProtobufC"],
+                swiftSettings: optimised),
+
+        // ---- Runtime: tensors, kernels, layer registry, executor -------------
+        .target(name: "Runtime", dependencies: ["GraphIR", "CBLAS"], swiftSettings: optimised),
+
+        // ---- Built-in layers, registered like plugins ------------------------
+        .target(name: "Layers", dependencies: ["Runtime", "GraphIR", "CBLAS"], swiftSettings: optimised),
+
+        // ---- Images and arrays on disk ---------------------------------------
+        .target(name: "ImageIO", dependencies: ["Runtime", "CPNG"], swiftSettings: optimised),
+
+        // ---- The inverse-set sampler -----------------------------------------
+        .target(name: "Sampler", dependencies: ["Runtime", "GraphIR", "ImageIO"], swiftSettings: optimised),
+
+        // ---- Command-line tool -------------------------------------------------
+        .executableTarget(name: "InverseSetCLI",
+                          dependencies: ["CaffeImport", "GraphIR", "Runtime", "Layers", "ImageIO", "Sampler",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: optimised),
+
+        // ---- Tests --------------------------------------------------------------
+        .target(name: "TestSupport", dependencies: ["Runtime", "GraphIR", "CaffeImport", "Layers", "ImageIO"],
+                path: "Tests/TestSupport"),
+        .testTarget(name: "InverseSetTests",
+                    dependencies: ["TestSupport", "CaffeImport", "GraphIR", "Runtime", "Layers", "ImageIO", "Sampler"],
+                    path: "Tests/InverseSetTests"),
+    ],
+    swiftLanguageModes: [.v5]
+)
