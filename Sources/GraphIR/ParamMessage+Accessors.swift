@@ -73,7 +73,11 @@ extension ParamMessage {
         return try toDouble(v, name)
     }
     public func floats(_ name: String) throws -> [Float] {
-        try values(name).map { Float(try toDouble($0, name)) }
+        var out: [Float] = []
+        for v in values(name) {
+            if case .floatArray(let a) = v { out += a } else { out.append(Float(try toDouble(v, name))) }
+        }
+        return out
     }
 
     public func bool(_ name: String) throws -> Bool { try toBool(try required(name), name) }

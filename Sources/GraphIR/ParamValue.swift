@@ -27,6 +27,9 @@ public indirect enum ParamValue: Sendable, Equatable, CustomStringConvertible {
     /// A bare word of an unknown (custom) field: an enum name, `true`, ...
     case identifier(String)
     case message(ParamMessage)
+    /// A packed run of floats as decoded from a caffemodel (blob data), kept
+    /// as one array rather than millions of values.
+    case floatArray([Float])
 
     public var description: String {
         switch self {
@@ -39,6 +42,7 @@ public indirect enum ParamValue: Sendable, Equatable, CustomStringConvertible {
         case .enumValue(let n, _): return n
         case .identifier(let s): return s
         case .message(let m): return "{ \(m.fields.map { "\($0.name): \($0.value)" }.joined(separator: " ")) }"
+        case .floatArray(let a): return "<\(a.count) floats>"
         }
     }
 
@@ -93,6 +97,12 @@ public final class ParamSchema: @unchecked Sendable {
         public let defaultValue: ParamValue?
         /// Resolves the schema of a message field (lazily: schemas are recursive).
         public let messageSchema: (@Sendable () -> ParamSchema?)
+
+        public init(name: String, number: Int, kind: Kind, repeated: Bool, packed: Bool,
+                    defaultValue: ParamValue?, messageSchema: @escaping @Sendable () -> ParamSchema?) {
+            self.name = name; self.number = number; self.kind = kind; self.repeated = repeated
+            self.packed = packed; self.defaultValue = defaultValue; self.messageSchema = messageSchema
+        }
     }
 
     public let name: String
