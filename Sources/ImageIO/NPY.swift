@@ -1,0 +1,129 @@
+import Foundation
+import GraphIR
+import Runtime
+
+/// Errors reading or writing images and arrays, naming the file.
+public struct IOError: Error, CustomStringConvertible, Sendable {
+    public var file: String
+    public var message: String
+    public init(_ file: String, _ message: String) { self.file = file; self.message = message }
+    public var description: String { "\(file): \(message)" }
+}
+
+/// NumPy `.npy` files: float32 C-order arrays (what numpy.load reads).
+///
+/// Reading also accepts float64, int32/int64 and uint8 arrays (converted to
+/// float32) and both byte orders, since users hand in whatever numpy made.
+public enum NPY {
+    public static func read(_ path: String) throws -> Tensor {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw IOError(path, FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file")
+        }
+        return try decode([UInt8](data), file: path)
+    }
+
+    public static func decode(_ b: [UInt8], file: String) throws -> Tensor {
+        guard b.count >= 10, b[0] == 0x93, Array(b[1...5]) == Array("NUMPY".utf8) else {
+            throw IOError(file, "is not a .npy file (missing the \\x93NUMPY magic)")
+        }
+        let major = b[6]
+        let headerLen: Int, start: Int
+        if major == 1 {
+            headerLen = Int(b[8]) | Int(b[9]) << 8; start = 10
+        } else {
+            guard b.count >= 12 else { throw IOError(file, "truncated header") }
+            headerLen = Int(b[8]) | Int(b[9]) << 8 | Int(b[10]) << 16 | Int(b[11]) << 24; start = 12
+        }
+        guard b.count >= start + headerLen else { throw IOError(file, "truncated header") }
+        let header = String(decoding: b[start..<(start + headerLen)], as: UTF8.self)
+        func field(_ key: String) -> String? {
+            guard let r = header.range(of: "'\(key)':") else { return nil }
+            return String(header[r.upperBound...]).trimmingCharacters(in: .whitespaces)
+        }
+        guard let descrRaw = field("descr"), let q1 = descrRaw.firstIndex(of: "'"),
+              let q2 = descrRaw[descrRaw.index(after: q1)...].firstIndex(of: "'") else {
+            throw IOError(file, "header has no dtype ('descr')")
+        }
+        let descr = String(descrRaw[descrRaw.index(after: q1)..<q2])
+        if let fo = field("fortran_order"), fo.hasPrefix("True") {
+            throw IOError(file, "is in Fortran order; save it with numpy.ascontiguousarray first")
+        }
+        guard let sh = field("shape"), let open = sh.firstIndex(of: "("), let close = sh.firstIndex(of: ")") else {
+            throw IOError(file, "header has no shape")
+        }
+        let dims = try sh[sh.index(after: open)..<close].split(separator: ",").map { s -> Int in
+            guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 0 else { throw IOError(file, "bad shape '\(sh[open...close])'") }
+            return v
+        }
+        let shape = Shape(dims)
+        let body = start + headerLen
+        let little = !descr.hasPrefix(">")
+        let kind = descr.dropFirst()   // f4, f8, i4, i8, u1, ...
+        let size: Int
+        switch kind { case "f4", "i4", "u4": size = 4; case "f8", "i8", "u8": size = 8; case "u1", "i1", "b1": size = 1; case "f2": size = 2
+                      default: throw IOError(file, "dtype '\(descr)' is not supported; use float32") }
+        guard b.count - body >= shape.count * size else {
+            throw IOError(file, "holds \((b.count - body) / size) values but its shape \(shape) needs \(shape.count); the file is truncated")
+        }
+        let t = Tensor(shape: shape)
+        let out = t.data
+        b.withUnsafeBytes { raw in
+            let p = raw.baseAddress! + body
+            for i in 0..<shape.count {
+                let q = p + i * size
+                func u32() -> UInt32 { let v = q.loadUnaligned(as: UInt32.self); return little ? UInt32(littleEndian: v) : UInt32(bigEndian: v) }
+                func u64() -> UInt64 { let v = q.loadUnaligned(as: UInt64.self); return little ? UInt64(littleEndian: v) : UInt64(bigEndian: v) }
+                switch kind {
+                case "f4": out[i] = Float(bitPattern: u32())
+                case "f8": out[i] = Float(Double(bitPattern: u64()))
+                case "i4": out[i] = Float(Int32(bitPattern: u32()))
+                case "u4": out[i] = Float(u32())
+                case "i8": out[i] = Float(Int64(bitPattern: u64()))
+                case "u8": out[i] = Float(u64())
+                case "i1": out[i] = Float(Int8(bitPattern: q.load(as: UInt8.self)))
+                case "f2":
+                    let v = q.loadUnaligned(as: UInt16.self)
+                    out[i] = Float(Float16(bitPattern: little ? UInt16(littleEndian: v) : UInt16(bigEndian: v)))
+                default: out[i] = Float(q.load(as: UInt8.self))
+                }
+            }
+        }
+        return t
+    }
+
+    /// Encodes float32 little-endian, C order, format version 1.0.
+    public static func encode(_ t: Tensor) -> [UInt8] {
+        let shapeText = t.shape.rank == 1 ? "(\(t.shape[0]),)" : "(" + t.shape.dims.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
+        // Pad so that the data starts on a 64-byte boundary; end with a newline.
+        let total = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - total % 64) % 64) + "\n"
+        var out: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
+        let n = header.utf8.count
+        out += [UInt8(n & 0xff), UInt8(n >> 8)]
+        out += Array(header.utf8)
+        out.reserveCapacity(out.count + t.count * 4)
+        UnsafeBufferPointer(start: t.data, count: t.count).withMemoryRebound(to: UInt8.self) { out += $0 }
+        return out
+    }
+
+    public static func write(_ t: Tensor, to path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: Data(encode(t))) else {
+            throw IOError(path, "cannot be written (check that the folder exists and is writable)")
+        }
+    }
+
+    /// A blob name made safe as part of a file name: characters other than
+    /// letters, digits and `-_.` become %XX (as the fixtures do for '/').
+    public static func fileSafe(_ name: String) -> String {
+        var out = ""
+        for b in name.utf8 {
+            let c = Character(UnicodeScalar(b))
+            if c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "_" || c == ".") { out.append(c) }
+            else { out += String(format: "%%%02X", b) }
+        }
+        return out
+    }
+    /// Inverse of `fileSafe`.
+    public static func unescape(_ s: String) -> String { s.removingPercentEncoding ?? s }
+}
