@@ -88,6 +88,11 @@ public enum CaffeModel {
         return graph
     }
 
+    /// Upgrades a V0/V1 net and the legacy input header to the current format.
+    public static func upgrade(_ net: ParamMessage, file: String) throws -> ParamMessage {
+        try Upgrade.upgradeNet(net, file: file)
+    }
+
     /// Builds a graph from an upgraded NetParameter: phase filtering, blob
     /// resolution (in place, fan-out), parameter specs and any weights it holds.
     public static func buildGraph(_ net: ParamMessage, state: NetState = NetState(), file: String) throws -> Graph {

@@ -15,6 +15,20 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible, ExpressibleByA
         set { dims[i] = newValue }
     }
 
+    /// The element count, or nil when a dim is negative or the product is
+    /// beyond what memory could hold (2^40 elements): a shape from a
+    /// malformed file must be rejected before anything multiplies it.
+    public var checkedCount: Int? {
+        var n = 1
+        for d in dims {
+            guard d >= 0, d <= 1 << 40 else { return nil }
+            let (p, o) = n.multipliedReportingOverflow(by: d)
+            guard !o, p <= 1 << 40 else { return nil }
+            n = p
+        }
+        return n
+    }
+
     /// Product of dims in `start..<end` (Caffe's `count(start, end)`).
     public func count(from start: Int, to end: Int? = nil) -> Int {
         let e = end ?? rank

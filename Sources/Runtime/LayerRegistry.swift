@@ -20,6 +20,8 @@ public final class LayerRegistry: @unchecked Sendable {
     }
 
     private var entries: [String: Entry] = [:]
+    /// The error a plugin's registration reported (see `PluginABI`).
+    public var lastPluginError: String?
     private let lock = NSLock()
 
     public init() {}

@@ -48,9 +48,11 @@ public final class Net {
 
     /// Builds the net for the declared input shapes (or `inputShapes`, by blob
     /// name), loading weights from the graph or, where the graph has none,
-    /// from the layers' fillers seeded by `seed`.
+    /// from the layers' fillers seeded by `seed`. With `lazyParameters`, layers
+    /// without weights get no parameter tensors (enough for shape inference
+    /// and `inspect`, not for running).
     public init(graph: Graph, registry: LayerRegistry, phase: Phase = .test,
-                inputShapes: [String: Shape] = [:], seed: UInt64 = 0) throws {
+                inputShapes: [String: Shape] = [:], seed: UInt64 = 0, lazyParameters: Bool = false) throws {
         self.graph = graph
         self.phase = phase
         self.context = ExecutionContext(phase: phase, seed: seed)
@@ -65,6 +67,9 @@ public final class Net {
             let blob = graph.values[input.index].blob
             guard let s = inputShapes[blob] ?? graph.inputShapes[input] else {
                 throw RuntimeError.input("net input '\(blob)' has no shape: declare it in the prototxt (input_shape or an Input layer) or pass one")
+            }
+            guard s.checkedCount != nil else {
+                throw RuntimeError.input("net input '\(blob)' has an impossible shape \(s.dims)")
             }
             shapes[input.index] = s
         }
@@ -84,9 +89,22 @@ public final class Net {
                                              location: node.location)
                 }
             }
+            try Net.checkShapes(outs + layer.parameterShapes, node: node)
             for (v, s) in zip(node.outputs, outs) { shapes[v.index] = s }
-            layer.parameters = try Net.makeParameters(node: node, layer: layer, shared: &shared, rng: &fillRNG)
+            if !(lazyParameters && node.weights.isEmpty) {
+                layer.parameters = try Net.makeParameters(node: node, layer: layer, shared: &shared, rng: &fillRNG)
+            }
             layers.append(layer)
+        }
+    }
+
+    /// Rejects negative or absurdly large shapes (from malformed files)
+    /// before any buffer is sized from them.
+    static func checkShapes(_ shapes: [Shape], node: Node) throws {
+        for s in shapes where s.checkedCount == nil {
+            throw RuntimeError.layer(name: node.name, type: node.type,
+                                     message: "computes the impossible shape \(s.dims); check its parameters and input shapes",
+                                     location: node.location)
         }
     }
 
@@ -154,6 +172,7 @@ public final class Net {
         guard changed else { return }
         for (i, node) in graph.nodes.enumerated() where !isInputNode[i] {
             let outs = try layers[i].reshape(node.inputs.map { shapes[$0.index] })
+            try Net.checkShapes(outs, node: node)
             for (v, s) in zip(node.outputs, outs) { shapes[v.index] = s }
         }
     }

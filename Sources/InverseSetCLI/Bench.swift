@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import GraphIR
+import Runtime
+
+/// `inverse-set bench NET.prototxt [--weights W] --batch N [--backward] [--threads T]`
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time a network against the GEMM lower bound measured in the same process.",
+        discussion: """
+        Measures the machine's SGEMM rate (1024^3, median of repeats), then the net's forward
+        time and, with --backward, forward + backward to the inputs (median after warm-up).
+        The lower bound is FLOPs / SGEMM rate, FLOPs = 2 x multiply-adds of the conv, deconv and
+        inner-product layers (x2 again with --backward: the input gradient costs as much).
+        The last line is one JSON object:
+          {"macs", "gemm_gflops", "forward_ms", "backward_ms" (forward+backward, null without
+           --backward), "bound_ms", "ratio_to_bound", "peak_rss_mb"}
+        """)
+
+    @Argument(help: "Network definition (.prototxt).") var prototxt: String
+    @Option(help: "Weights (.caffemodel); default: fillers.") var weights: String?
+    @Option(help: "Batch size.") var batch: Int = 10
+    @Flag(help: "Also time forward + backward to the inputs.") var backward = false
+    @Option(help: "Timed repeats (after 2 warm-up runs).") var repeats: Int = 7
+    @OptionGroup var common: CommonOptions
+
+    func run() throws {
+        try reportingErrors {
+            let registry = try common.makeRegistry()
+            let graph = try Toolbox.load(prototxt, weights: weights)
+            let gemmRate = measureGEMM(repeats: max(5, repeats))
+            var shapes: [String: Shape] = [:]
+            var feeds: [String: Tensor] = [:]
+            var rng = SplitMix64(seed: 1)
+            for input in graph.inputs {
+                let blob = graph.values[input.index].blob
+                guard var s = graph.inputShapes[input], s.rank > 0 else {
+                    throw RuntimeError.input("input '\(blob)' has no declared shape")
+                }
+                s[0] = batch
+                shapes[blob] = s
+                let t = Tensor(shape: s)
+                for i in 0..<t.count { t[i] = rng.gaussian() }
+                feeds[blob] = t
+            }
+            let net = try Net(graph: graph, registry: registry, inputShapes: shapes, seed: 1)
+            try net.forward(feeds)
+            let macs = net.macs.reduce(0, +)
+            let forwardMs = median(try (0..<(repeats + 2)).map { _ in try time { try net.forward(feeds) } }.dropFirst(2))
+            var backwardMs: Double? = nil
+            if backward {
+                let outs = graph.outputs
+                let plan = try net.plan(seeds: outs, gradientsFor: graph.inputs)
+                var seeds: [ValueID: Tensor] = [:]
+                for o in outs { seeds[o] = Tensor(shape: net.shapes[o.index], repeating: 1) }
+                backwardMs = median(try (0..<(repeats + 2)).map { _ in
+                    try time {
+                        try net.forward(feeds, plan: plan)
+                        _ = try net.backward(seeds: seeds, plan: plan)
+                    }
+                }.dropFirst(2))
+            }
+            let flops = 2.0 * Double(macs) * (backward ? 2 : 1)
+            let boundMs = flops / (gemmRate * 1e9) * 1e3
+            let measured = backwardMs ?? forwardMs
+            let rss = peakRSSMegabytes()
+            print("net            \(graph.name.isEmpty ? prototxt : graph.name)")
+            print("batch          \(batch), BLAS threads \(blasThreads())")
+            print(String(format: "multiply-adds  %.3f G per pass (%.1f GFLOP %@)", Double(macs) / 1e9, flops / 1e9,
+                         backward ? "forward+backward" : "forward"))
+            print(String(format: "SGEMM rate     %.1f GFLOP/s (1024^3, median)", gemmRate))
+            print(String(format: "forward        %.1f ms", forwardMs))
+            if let b = backwardMs { print(String(format: "fwd+bwd        %.1f ms", b)) }
+            print(String(format: "lower bound    %.1f ms -> ratio %.2f", boundMs, measured / boundMs))
+            print(String(format: "peak RSS       %.0f MB", rss))
+            let json: [String: Any] = [
+                "macs": macs, "gemm_gflops": round1(gemmRate), "forward_ms": round1(forwardMs),
+                "backward_ms": backwardMs.map(round1) as Any? ?? NSNull(), "bound_ms": round1(boundMs),
+                "ratio_to_bound": (measured / boundMs * 1000).rounded() / 1000, "peak_rss_mb": round1(rss),
+            ]
+            let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+}
+
+func round1(_ x: Double) -> Double { (x * 10).rounded() / 10 }
+
+func time(_ body: () throws -> Void) rethrows -> Double {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+}
+
+func median<S: Sequence>(_ xs: S) -> Double where S.Element == Double {
+    let s = xs.sorted()
+    guard !s.isEmpty else { return .nan }
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+/// Single-precision GEMM rate in GFLOP/s on 1024x1024x1024, median of runs.
+func measureGEMM(repeats: Int) -> Double {
+    let n = 1024
+    let a = Tensor(shape: [n, n]), b = Tensor(shape: [n, n]), c = Tensor(shape: [n, n])
+    var rng = SplitMix64(seed: 3)
+    for i in 0..<a.count { a[i] = rng.uniform(); b[i] = rng.uniform() }
+    gemm(m: n, n: n, k: n, a: a.data, b: b.data, c: c.data)   // warm-up
+    let ms = median((0..<repeats).map { _ in time { gemm(m: n, n: n, k: n, a: a.data, b: b.data, c: c.data) } })
+    return 2 * Double(n * n * n) / (ms * 1e6)
+}
+
+/// Peak resident set size of this process (VmHWM), in MB.
+func peakRSSMegabytes() -> Double {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kb = Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        return kb / 1024
+    }
+    return 0
+}

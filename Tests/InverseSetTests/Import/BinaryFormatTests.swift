@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import CaffeImport
+import GraphIR
+import Layers
+import Runtime
+import TestSupport
+
+/// Binary caffemodels: decoding, legacy blobs, bad files, the writer, and a
+/// seeded mutation test proving that no input crashes the readers.
+struct BinaryFormatTests {
+    let lenetProto = Paths.models + "/lenet_mnist/lenet.prototxt"
+    let lenetWeights = Paths.models + "/lenet_mnist/lenet_iter_10000.caffemodel"
+
+    func tempFile(_ bytes: [UInt8], _ name: String = "x.caffemodel") throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("invset-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent(name).path
+        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        return path
+    }
+
+    func message(_ body: () throws -> Void) -> String {
+        do { try body(); return "" } catch { return "\(error)" }
+    }
+
+    @Test func lenetWeightsDecode() throws {
+        let g = try CaffeModel.load(prototxt: lenetProto, weights: lenetWeights)
+        let shapes = g.nodes.filter { !$0.weights.isEmpty }.map { "\($0.name):" + $0.weights.map(\.shape.description).joined(separator: ",") }
+        #expect(shapes == ["conv1:20x1x5x5,20", "conv2:50x20x5x5,50", "ip1:500x800,500", "ip2:10x500,10"])
+    }
+
+    @Test func badFilesGiveClearErrors() throws {
+        let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: lenetWeights)))
+        let truncated = try tempFile(Array(good.prefix(good.count / 2)))
+        let m1 = message { _ = try CaffeModel.load(prototxt: lenetProto, weights: truncated) }
+        #expect(m1.contains(truncated) && m1.contains("truncated"), "\(m1)")
+        #expect(m1.contains("layer["), "names the field path: \(m1)")
+
+        // A length prefix that claims more bytes than the file holds: field 100 (layer), length 1000.
+        let liar = try tempFile([0xA2, 0x06, 0xE8, 0x07, 0x0A, 0x01, 0x61])
+        let m2 = message { _ = try CaffeModel.readCaffemodel(liar) }
+        #expect(m2.contains("length prefix claims 1000 bytes but only 3 remain"), "\(m2)")
+
+        let empty = try tempFile([])
+        #expect(message { _ = try CaffeModel.readCaffemodel(empty) }.contains("file is empty"))
+        #expect(message { _ = try CaffeModel.readPrototxt(try tempFile([], "e.prototxt")) }.contains("file is empty"))
+        #expect(message { _ = try CaffeModel.readCaffemodel("/nonexistent/w.caffemodel") }.contains("/nonexistent/w.caffemodel: no such file"))
+        #expect(message { _ = try CaffeModel.readCaffemodel(NSTemporaryDirectory()) }.contains("is a directory"))
+
+        let garbage = try tempFile([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+        #expect(!message { _ = try CaffeModel.readCaffemodel(garbage) }.isEmpty)
+    }
+
+    @Test func weightsThatDoNotFitThePrototxt() throws {
+        // MTCNN O-Net weights loaded into LeNet's definition: conv1 differs.
+        let g = try CaffeModel.load(prototxt: Paths.models + "/mtcnn/det3.prototxt", weights: lenetWeights)
+        // LeNet's conv1 name matches det3's conv1; shapes 20x1x5x5 vs 32x3x3x3.
+        let m = message { _ = try Net(graph: g, registry: try builtinRegistry()) }
+        #expect(m.contains("layer 'conv1': weight blob 0 in the caffemodel has shape 20x1x5x5, but the prototxt needs 32x3x3x3"), "\(m)")
+    }
+
+    @Test func writerRoundTrips() throws {
+        let g = try CaffeModel.load(prototxt: lenetProto, weights: lenetWeights)
+        let path = try tempFile([], "round.caffemodel")
+        try CaffeModel.writeCaffemodel(g, to: path)
+        var back = try CaffeModel.load(prototxt: lenetProto)
+        try CaffeModel.attachWeights(&back, from: path)
+        for (a, b) in zip(g.nodes, back.nodes) {
+            #expect(a.name == b.name)
+            #expect(a.weights.map(\.shape) == b.weights.map(\.shape))
+            #expect(a.weights.map(\.data) == b.weights.map(\.data))
+        }
+        // The written file also carries the structure: it loads as a net by itself.
+        let model = try CaffeModel.readCaffemodel(path)
+        #expect(model.messages("layer").map { try! $0.string("name") } == g.nodes.map(\.name))
+    }
+
+    /// Flip, drop and duplicate bytes of valid files (seeded): every mutant
+    /// either loads or throws; none crashes.
+    @Test func mutationNeverCrashesTheReaders() throws {
+        var rng = SplitMix64(seed: 2024)
+        let binaries = [Paths.fixture("conv_basic") + "/weights.caffemodel",
+                        Paths.fixture("prelu") + "/weights.caffemodel",
+                        Paths.models + "/mtcnn/det1.caffemodel"]
+        let texts = [Paths.models + "/caffenet/deploy.prototxt", Paths.models + "/mtcnn/det3.prototxt",
+                     Paths.fixture("net_mini_caffenet") + "/net.prototxt"]
+        var cases = 0, failures = 0
+        func mutate(_ b: [UInt8]) -> [UInt8] {
+            var b = b
+            for _ in 0..<(1 + Int(rng.next() % 3)) where !b.isEmpty {
+                let i = Int(rng.next() % UInt64(b.count))
+                switch rng.next() % 4 {
+                case 0: b[i] ^= UInt8(1 << (rng.next() % 8))
+                case 1: b.remove(at: i)
+                case 2: b.insert(b[i], at: i)
+                default: b = Array(b.prefix(i))
+                }
+            }
+            return b
+        }
+        for file in binaries {
+            let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+            for _ in 0..<500 {
+                let bad = mutate(good)
+                cases += 1
+                do { _ = try CaffeModel.decodeBinary(bad, type: "caffe.NetParameter", file: "m") } catch { failures += 1 }
+            }
+        }
+        for file in texts {
+            let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+            for _ in 0..<400 {
+                let bad = mutate(good)
+                cases += 1
+                do {
+                    let def = try CaffeModel.parseText(String(decoding: bad, as: UTF8.self), file: "m")
+                    let g = try CaffeModel.buildGraph(try CaffeModel.upgrade(def, file: "m"), file: "m")
+                    _ = try Net(graph: g, registry: try builtinRegistry(), lazyParameters: true)
+                } catch { failures += 1 }
+            }
+        }
+        #expect(cases >= 2000)
+        #expect(failures > cases / 10, "most mutants should be rejected (\(failures) of \(cases))")
+    }
+}
