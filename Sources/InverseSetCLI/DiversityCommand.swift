@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import ImageIO
+import Sampler
+
+/// `inverse-set diversity DIR`: recompute the metrics of any sample folder.
+struct DiversityCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "diversity",
+        abstract: "Recompute the metrics of a sample folder (fraction in band, mean pairwise E distance).")
+    @Argument(help: "A folder written by `inverse-set sample`.") var dir: String
+
+    func run() throws {
+        try reportingErrors {
+            guard let data = FileManager.default.contents(atPath: dir + "/samples.json") else {
+                throw SamplerError("\(dir): no samples.json; is it a folder written by inverse-set sample?")
+            }
+            let m = try JSONDecoder().decode(SampleFolder.Manifest.self, from: data)
+            let e = try NPY.read(dir + "/embeddings.npy")
+            let n = e.shape.rank == 2 ? e.shape[0] : 0
+            let rows = (0..<n).map { Array(UnsafeBufferPointer(start: e.data + $0 * e.shape[1], count: e.shape[1])) }
+            let inBand = m.samples.isEmpty ? 0 : Double(m.samples.filter { r in
+                zip(r.activations, m.bands[r.band]).allSatisfy { $1.contains($0) }
+            }.count) / Double(m.samples.count)
+            let summary: [String: Any] = ["samples": m.samples.count, "in_band": inBand,
+                                          "diversity": Metrics.meanPairwiseDistance(rows)]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys]), as: UTF8.self))
+        }
+    }
+}

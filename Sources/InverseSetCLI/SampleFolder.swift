@@ -1,0 +1,103 @@
+import Foundation
+import GraphIR
+import ImageIO
+import Runtime
+import Sampler
+
+/// The output folder of `sample`, written as samples arrive so an interrupted
+/// run loses nothing, and read back to resume.
+///
+///     samples/NNNN.png   one image per accepted sample
+///     samples.json       configuration + per-sample activations, band, step
+///     codes.npy          n x d codes;  embeddings.npy: n x D E-features
+///     sheet.png          contact sheet, one labelled row per band
+///     report.html        sheet, activation histograms, metrics
+final class SampleFolder {
+    struct Record: Codable {
+        var index: Int
+        var band: Int
+        var activations: [Float]
+        var step: Int
+        var file: String
+    }
+    struct Manifest: Codable {
+        var version: String
+        var configuration: [String: String]
+        var neurons: [String]
+        var bands: [[Band]]
+        var samples: [Record]
+        var summary: [String: Double]?
+    }
+
+    let dir: String
+    var manifest: Manifest
+    var codes: [[Float]] = []
+    var embeddings: [[Float]] = []
+
+    init(dir: String, configuration: [String: String], neurons: [String], bands: [[Band]]) throws {
+        self.dir = dir
+        try Toolbox.makeDirectory(dir + "/samples")
+        manifest = Manifest(version: "inverse-set 0.1", configuration: configuration, neurons: neurons, bands: bands, samples: [])
+        let path = dir + "/samples.json"
+        if let data = FileManager.default.contents(atPath: path) {
+            let old: Manifest
+            do { old = try JSONDecoder().decode(Manifest.self, from: data) } catch {
+                throw SamplerError("\(path): exists but is not a samples.json of inverse-set (\(error)); choose another --out")
+            }
+            guard old.configuration == configuration, old.neurons == neurons, old.bands == bands else {
+                throw SamplerError("\(dir) holds a different run (its samples.json has other settings); rerun with the same flags to resume, or choose another --out")
+            }
+            let c = try NPY.read(dir + "/codes.npy"), e = try NPY.read(dir + "/embeddings.npy")
+            let n = old.samples.count
+            guard c.shape.rank == 2, c.shape[0] == n, e.shape.rank == 2, e.shape[0] == n else {
+                throw SamplerError("\(dir): codes.npy / embeddings.npy do not match samples.json; the folder is damaged")
+            }
+            codes = (0..<n).map { Array(UnsafeBufferPointer(start: c.data + $0 * c.shape[1], count: c.shape[1])) }
+            embeddings = (0..<n).map { Array(UnsafeBufferPointer(start: e.data + $0 * e.shape[1], count: e.shape[1])) }
+            manifest = old
+            manifest.summary = nil
+        }
+    }
+
+    func samples(band: Int) -> [Sample] {
+        manifest.samples.enumerated().filter { $1.band == band }.map { i, r in
+            Sample(code: codes[i], activations: r.activations, embedding: embeddings[i], step: r.step, image: nil)
+        }
+    }
+
+    /// Appends samples: PNGs first, then the arrays and the manifest, each
+    /// replaced atomically (write then rename).
+    func append(_ batch: [Sample], band: Int, image: (Sample) -> PNGImage?) throws {
+        for s in batch {
+            let index = manifest.samples.count
+            let file = String(format: "samples/%04d.png", index)
+            if let img = image(s) { try img.write(to: dir + "/" + file) }
+            manifest.samples.append(Record(index: index, band: band, activations: s.activations, step: s.step, file: file))
+            codes.append(s.code)
+            embeddings.append(s.embedding)
+        }
+        try flush()
+    }
+
+    func flush() throws {
+        try atomically(dir + "/codes.npy") { try NPY.write(Self.matrix(codes), to: $0) }
+        try atomically(dir + "/embeddings.npy") { try NPY.write(Self.matrix(embeddings), to: $0) }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try enc.encode(manifest)
+        try atomically(dir + "/samples.json") { p in
+            guard FileManager.default.createFile(atPath: p, contents: data) else { throw SamplerError("\(p): cannot be written") }
+        }
+    }
+
+    static func matrix(_ rows: [[Float]]) -> Tensor {
+        let w = rows.first?.count ?? 0
+        return Tensor(shape: [rows.count, w], values: rows.flatMap { $0 })
+    }
+
+    func atomically(_ path: String, _ write: (String) throws -> Void) throws {
+        let tmp = path + ".part"
+        try write(tmp)
+        if rename(tmp, path) != 0 { throw SamplerError("\(path): cannot be replaced (\(String(cString: strerror(errno))))") }
+    }
+}
