@@ -19,6 +19,10 @@ let package = Package(
         // the tool and every plugin share a single copy of the registry types.
         .library(name: "InverseSet", type: .dynamic,
                  targets: ["GraphIR", "CaffeImport", "Runtime", "Layers", "ImageIO", "Sampler"]),
+        // Example plugins: build with `swift build -c release --product SSDLayersPlugin`,
+        // load with `inverse-set --plugin .build/release/libSSDLayersPlugin.so ...`.
+        .library(name: "SSDLayersPlugin", type: .dynamic, targets: ["SSDLayersPlugin"]),
+        .library(name: "MishPlugin", type: .dynamic, targets: ["MishPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -61,14 +65,24 @@ let package = Package(
         .executableTarget(name: "InverseSetCLI",
                           dependencies: ["CaffeImport", "GraphIR", "Runtime", "Layers", "ImageIO", "Sampler",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          swiftSettings: optimised),
+                          swiftSettings: optimised,
+                          // Export the runtime's symbols so that layer plugins loaded with
+                          // dlopen bind to the tool's own registry and Layer types.
+                          linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic"])]),
+
+        // ---- Example layer plugins (dynamic libraries, loaded with --plugin) --
+        .target(name: "SSDLayersPlugin", dependencies: ["Runtime", "GraphIR"], path: "Plugins/SSDLayers",
+                swiftSettings: optimised),
+        .target(name: "MishPlugin", dependencies: ["Runtime", "GraphIR"], path: "Plugins/Mish",
+                swiftSettings: optimised),
 
         // ---- Tests --------------------------------------------------------------
         .target(name: "TestSupport", dependencies: ["Runtime", "GraphIR", "CaffeImport", "Layers", "ImageIO"],
                 path: "Tests/TestSupport"),
         .testTarget(name: "InverseSetTests",
                     dependencies: ["TestSupport", "CaffeImport", "GraphIR", "Runtime", "Layers", "ImageIO", "Sampler"],
-                    path: "Tests/InverseSetTests"),
+                    path: "Tests/InverseSetTests",
+                    linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic"])]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -55,12 +55,13 @@ func feedDict(_ net: Net, _ inputs: [Tensor]) -> [String: Tensor] {
 ///
 /// Returns a description of each failure (empty when the check passes).
 public func checkLayerGradients(_ layerText: String, inputShapes: [Shape], seed: UInt64 = 1,
+                                registry: LayerRegistry? = nil,
                                 stepsize: Double = 1e-2, threshold: Double = 1e-3,
                                 kink: Float? = nil, kinkRange: Float = -1,
                                 checkInputs: [Int]? = nil, positiveInputs: Bool = false,
                                 outputs: Int = 1, checkParams: Bool = true,
                                 inputs given: [Tensor]? = nil) throws -> [String] {
-    let net = try singleLayerNet(layerText, inputShapes: inputShapes, outputs: outputs, seed: seed)
+    let net = try singleLayerNet(layerText, inputShapes: inputShapes, outputs: outputs, seed: seed, registry: registry)
     var rng = SplitMix64(seed: seed &+ 11)
     let inputs: [Tensor] = given ?? inputShapes.map { s in
         let t = Tensor(shape: s)

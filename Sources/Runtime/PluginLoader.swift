@@ -1,10 +1,9 @@
 import Foundation
-import Runtime
 
 /// Loads a layer plugin: a shared library exporting the C symbol
 /// `inverse_set_plugin_register` (see docs/writing-a-layer-plugin.md).
-enum PluginLoader {
-    static func load(path: String, into registry: LayerRegistry) throws {
+public enum PluginLoader {
+    public static func load(path: String, into registry: LayerRegistry) throws {
         guard FileManager.default.fileExists(atPath: path) else {
             throw RuntimeError.plugin(path: path, message: "no such file")
         }

@@ -1,0 +1,1 @@
+// placeholder until the SSD layers land
