@@ -53,7 +53,7 @@ struct TextFormatTests {
     @Test func errorsNameFileLineAndColumn() {
         #expect(error("layer { name: \"c\" type: \"Convolution\"\n convolution_param { kernal_size: 3 } }")
             .contains("t.prototxt:2:22: unknown field 'kernal_size' in ConvolutionParameter (did you mean 'kernel_size'?)"))
-        #expect(error("layer { name: \"p\" pooling_param { pool: MAXX } }").contains("t.prototxt:1:42: 'MAXX' is not a value of 'pool'; use one of: MAX, AVE, STOCHASTIC"))
+        #expect(error("layer { name: \"p\" pooling_param { pool: MAXX } }").contains("t.prototxt:1:41: 'MAXX' is not a value of 'pool'; use one of: MAX, AVE, STOCHASTIC"))
         #expect(error("layer { name: \"p\" ").contains("t.prototxt:1:19: unexpected end of file"))
         #expect(error("layer { name: \"p }").contains("t.prototxt:1:15: string is not closed"))
         #expect(error("bogus: 1").contains("unknown field 'bogus' in NetParameter"))

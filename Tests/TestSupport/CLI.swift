@@ -1,0 +1,40 @@
+import Foundation
+
+/// Runs the built `inverse-set` executable, as a user would.
+public struct CLIResult {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+    /// The last non-empty line of stdout (the JSON summary of `sample` and `bench`).
+    public var lastLine: String { stdout.split(separator: "\n").last.map(String.init) ?? "" }
+}
+
+@discardableResult
+public func runCLI(_ args: [String], cwd: String? = nil, environment: [String: String]? = nil) throws -> CLIResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: BuildProducts.executable)
+    p.arguments = args
+    if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    if let environment { p.environment = environment }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    // Drain both pipes while the process runs (large outputs would block it).
+    var outData = Data(), errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    errData = err.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    p.waitUntilExit()
+    return CLIResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                     stderr: String(decoding: errData, as: UTF8.self))
+}
+
+/// A fresh temporary folder.
+public func temporaryDirectory(_ tag: String = "t") throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("inverse-set-\(tag)-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
