@@ -35,6 +35,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
 
         // ---- Caffe schema: our caffe.proto and its protoc-c output ----------
         // Regenerate with tools/regen-proto.sh; the output is committed.
@@ -53,7 +55,7 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["GraphIR", "CBLAS"], swiftSettings: optimised),
 
         // ---- Built-in layers, registered like plugins ------------------------
-        .target(name: "Layers", dependencies: ["Runtime", "GraphIR", "CBLAS"], swiftSettings: optimised),
+        .target(name: "Layers", dependencies: ["Runtime", "GraphIR", "CBLAS", "CZlib"], swiftSettings: optimised),
 
         // ---- Images and arrays on disk ---------------------------------------
         .target(name: "ImageIO", dependencies: ["Runtime", "CPNG"], swiftSettings: optimised),

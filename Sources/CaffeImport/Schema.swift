@@ -21,11 +21,11 @@ public final class CaffeSchemaRegistry: @unchecked Sendable {
     private init() {
         var byName: [String: ParamSchema] = [:]
         var descriptors: [String: UnsafePointer<ProtobufCMessageDescriptor>] = [:]
-        let net = CaffeSchemaRegistry.build(withUnsafePointer(to: caffe__net_parameter__descriptor) { $0 },
+        let net = CaffeSchemaRegistry.build(caffe_schema_net_parameter_descriptor(),
                                             &byName, &descriptors)
-        let solver = CaffeSchemaRegistry.build(withUnsafePointer(to: caffe__solver_parameter__descriptor) { $0 },
+        let solver = CaffeSchemaRegistry.build(caffe_schema_solver_parameter_descriptor(),
                                                &byName, &descriptors)
-        _ = CaffeSchemaRegistry.build(withUnsafePointer(to: caffe__solver_state__descriptor) { $0 },
+        _ = CaffeSchemaRegistry.build(caffe_schema_solver_state_descriptor(),
                                       &byName, &descriptors)
         self.byName = byName
         self.descriptors = descriptors

@@ -14,7 +14,9 @@ struct Inspect: ParsableCommand {
            "outputs": [blob], "output_shapes": [[int]], "parameters": int, "macs": int,
            "notes": [str]}], "blobs": {blob: shape}, "parameters": int, "macs": int}
         "parameters" counts learnable values (shared blobs once); "macs" counts the
-        multiply-adds of one forward pass at the declared input shapes.
+        multiply-adds of one forward pass per sample (the declared batch divided
+        out, as papers quote it); "batch" is that declared batch size and
+        "macs_batch" the multiply-adds at the declared shapes.
         """)
 
     @Argument(help: "Network definition (.prototxt).") var prototxt: String
@@ -44,11 +46,14 @@ struct InspectReport {
     var blobs: [(String, Shape)]
     var totalParameters = 0
     var totalMacs = 0
+    /// Batch size of the declared inputs (first axis of the first input).
+    var batch = 1
 
     init(net: Net) {
         let g = net.graph
         name = g.name
         inputs = g.inputs.map { (g.values[$0.index].blob, net.shapes[$0.index]) }
+        if let first = inputs.first?.1, first.rank > 0, first.dims[0] > 0 { batch = first.dims[0] }
         var seenShared = Set<String>()
         for (i, node) in g.nodes.enumerated() {
             let layer = net.layers[i]
@@ -65,9 +70,9 @@ struct InspectReport {
                             inputs: node.inputs.map { g.values[$0.index].blob },
                             outputs: node.outputs.map { g.values[$0.index].blob },
                             shapes: node.outputs.map { net.shapes[$0.index] },
-                            parameters: params, macs: layer.macs, notes: notes))
+                            parameters: params, macs: layer.macs / batch, notes: notes))
             totalParameters += params
-            totalMacs += layer.macs
+            totalMacs += layer.macs / batch
         }
         var latest: [String: Shape] = [:]
         var order: [String] = []
@@ -89,7 +94,7 @@ struct InspectReport {
     }
 
     func table() -> String {
-        var lines: [[String]] = [["layer", "type", "inputs -> outputs", "output shape", "params", "MACs"]]
+        var lines: [[String]] = [["layer", "type", "inputs -> outputs", "output shape", "params", batch == 1 ? "MACs" : "MACs/sample"]]
         for r in rows {
             lines.append([r.name, r.type, r.inputs.joined(separator: ",") + " -> " + r.outputs.joined(separator: ","),
                           r.shapes.map(\.description).joined(separator: " "),
@@ -121,6 +126,8 @@ struct InspectReport {
             "blobs": Dictionary(uniqueKeysWithValues: blobs.map { ($0.0, shape($0.1)) }),
             "parameters": totalParameters,
             "macs": totalMacs,
+            "batch": batch,
+            "macs_batch": totalMacs * batch,
         ]
         let data = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)

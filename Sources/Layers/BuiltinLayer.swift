@@ -13,7 +13,7 @@ public protocol BuiltinLayer: Layer {
 /// Every built-in layer class. Each group file (`Builtins+Group.swift`)
 /// lists the classes of its layers.
 let builtinLayerClasses: [any BuiltinLayer.Type] =
-    [InputLayer.self] + denseLayerClasses + elementwiseLayerClasses + structureLayerClasses
+    [InputLayer.self] + denseLayerClasses + elementwiseLayerClasses + structureLayerClasses + dataLayerClasses
 
 /// Registers every built-in layer type into `registry`.
 public func registerBuiltins(into registry: LayerRegistry) throws {

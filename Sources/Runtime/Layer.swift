@@ -28,7 +28,8 @@ public struct LayerContext: Sendable {
     /// Runs `body`, turning parameter errors into layer errors.
     public func reading<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let e as ParamError {
-            throw RuntimeError.layer(name: node.name, type: node.type, message: e.description,
+            // The location goes in the error's own slot, not twice in the text.
+            throw RuntimeError.layer(name: node.name, type: node.type, message: "field '\(e.field)': \(e.message)",
                                      location: e.location ?? node.location)
         }
     }

@@ -38,6 +38,10 @@ public final class Net {
     public private(set) var shapes: [Shape]
     /// Parameter gradient tensors per node (allocated on first use).
     public private(set) var paramGrads: [[Tensor]]
+    /// Per node, per parameter blob: the `param { }` spec in force (defaults
+    /// where the prototxt gives none). BatchNorm's statistics always have
+    /// lr_mult 0, as in Caffe. A blob with lr_mult 0 gets no gradient.
+    public private(set) var paramSpecs: [[ParamSpec]] = []
     public let context: ExecutionContext
 
     private var tensors: [Tensor?]
@@ -94,8 +98,28 @@ public final class Net {
             if !(lazyParameters && node.weights.isEmpty) {
                 layer.parameters = try Net.makeParameters(node: node, layer: layer, shared: &shared, rng: &fillRNG)
             }
+            paramSpecs.append(try Net.effectiveParamSpecs(node: node, count: layer.parameterShapes.count))
             layers.append(layer)
         }
+    }
+
+    /// The `param { }` specs of a node's parameter blobs, with Caffe's rule
+    /// that BatchNorm's mean, variance and count are statistics, not
+    /// learnable (lr_mult forced to 0; a non-zero one is an error).
+    static func effectiveParamSpecs(node: Node, count: Int) throws -> [ParamSpec] {
+        var specs = (0..<count).map { $0 < node.paramSpecs.count ? node.paramSpecs[$0] : ParamSpec() }
+        if node.type == "BatchNorm" {
+            for j in specs.indices {
+                if j < node.paramSpecs.count && node.paramSpecs[j].lrMult != 0 {
+                    throw RuntimeError.layer(name: node.name, type: node.type,
+                        message: "param \(j) sets lr_mult \(node.paramSpecs[j].lrMult), but BatchNorm's blobs are running statistics, not learnable; remove the lr_mult or set it to 0 (put a Scale layer after BatchNorm for a learned scale and shift)",
+                        location: node.location)
+                }
+                specs[j].lrMult = 0
+                specs[j].decayMult = 0
+            }
+        }
+        return specs
     }
 
     /// Rejects negative or absurdly large shapes (from malformed files)
@@ -194,7 +218,7 @@ public final class Net {
         var requires = [Bool](repeating: false, count: nv)
         for v in wanted { requires[v.index] = true }
         for (i, node) in graph.nodes.enumerated() {
-            let fromParams = paramGrads && !layers[i].parameterShapes.isEmpty
+            let fromParams = paramGrads && learnsParameters(i)
             if fromParams || node.inputs.contains(where: { requires[$0.index] }) {
                 for v in node.outputs { requires[v.index] = true }
             }
@@ -209,7 +233,7 @@ public final class Net {
             let needsInputs = node.inputs.enumerated().contains { k, v in
                 requires[v.index] && (k >= node.propagateDown.count || node.propagateDown[k])
             }
-            let needsParams = paramGrads && !layers[i].parameterShapes.isEmpty
+            let needsParams = paramGrads && learnsParameters(i)
             guard needsInputs || needsParams else { continue }
             guard layers[i].hasBackward else {
                 throw RuntimeError.layer(name: node.name, type: node.type,
@@ -247,6 +271,11 @@ public final class Net {
         for v in graph.inputs { lastUse[v.index] = forever }   // fed by the caller
         return BackwardPlan(seeds: Set(seeds), wanted: wantedSet, paramGrads: paramGrads, keep: Set(keep),
                             backwardNodes: runs, needsGrad: needsGrad, lastUse: lastUse, gradLastUse: gradLastUse)
+    }
+
+    /// Does node `i` have a parameter blob with a non-zero lr_mult?
+    private func learnsParameters(_ i: Int) -> Bool {
+        paramSpecs[i].contains { $0.lrMult != 0 }
     }
 
     // MARK: - Forward
@@ -345,11 +374,25 @@ public final class Net {
                 seenThisNode.insert(v)
                 inGrads.append(t)
             }
-            let pg: [Tensor?] = layers[i].parameters.indices.map { plan.paramGrads ? paramGrads[i][$0] : nil }
-            let pass = BackwardPass(inputs: node.inputs.map { tensors[$0.index]! },
-                                    outputs: node.outputs.map { tensors[$0.index]! },
+            let pg: [Tensor?] = layers[i].parameters.indices.map { j in
+                plan.paramGrads && j < paramSpecs[i].count && paramSpecs[i][j].lrMult != 0 ? paramGrads[i][j] : nil
+            }
+            // Values the plan released because this layer's backward does not
+            // read them (see `backwardUses`) get a NaN-filled stand-in of the
+            // right shape, so a layer that reads one anyway shows up as NaN
+            // gradients in the tests instead of reading freed memory.
+            var standIns: [Tensor] = []
+            func present(_ v: ValueID) -> Tensor {
+                if let t = tensors[v.index] { return t }
+                let t = pool.take(shapes[v.index])
+                t.fill(.nan)
+                standIns.append(t)
+                return t
+            }
+            let pass = BackwardPass(inputs: node.inputs.map(present), outputs: node.outputs.map(present),
                                     outputGrads: outGrads, inputGrads: inGrads, paramGrads: pg)
             try layers[i].backward(pass, context)
+            for t in standIns { pool.give(t) }
             for (v, t) in pending { grads[v.index]!.add(t); pool.give(t) }
             // Free what no earlier step needs.
             let step = 2 * nn - 1 - i

@@ -10,6 +10,14 @@ public struct Sample: Sendable {
     public var step: Int
     /// G's output for this code, C x H x W (not kept for resumed samples).
     public var image: [Float]?
+
+    public init(code: [Float], activations: [Float], embedding: [Float], step: Int, image: [Float]? = nil) {
+        self.code = code
+        self.activations = activations
+        self.embedding = embedding
+        self.step = step
+        self.image = image
+    }
 }
 
 /// Settings of a sampling run.

@@ -21,7 +21,8 @@ public func runCLI(_ args: [String], cwd: String? = nil, environment: [String: S
     p.standardError = err
     try p.run()
     // Drain both pipes while the process runs (large outputs would block it).
-    var outData = Data(), errData = Data()
+    nonisolated(unsafe) var outData = Data()
+    var errData = Data()
     let group = DispatchGroup()
     group.enter()
     DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }

@@ -1,0 +1,354 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import GraphIR
+import Runtime
+
+// Kernels of the dense group (Convolution, Deconvolution, InnerProduct,
+// Pooling, LRN) that Runtime does not have: im2col / col2im writing into a
+// column block of a wider matrix (so several images' columns can feed one
+// GEMM) and split between threads by rows, the gather/scatter between that
+// batched layout and NCHW images, per-channel bias helpers, the box filter
+// of LRN WITHIN_CHANNEL, a small-batch fully-connected kernel, and the
+// thread helpers (the BLAS thread count, via Dispatch). Kept here rather
+// than in Runtime so the group stays self-contained.
+//
+// Note: write SIMD accumulations as `a = a + b * c`; in this module the
+// compiler has been seen to emit `+=` on SIMD8<Float> as an out-of-line call.
+
+/// How many images' columns one GEMM takes: enough that the GEMM has at
+/// least `denseMinColumns` columns (OpenBLAS is inefficient on narrow
+/// matrices, e.g. 13x13 outputs), never more than fit in
+/// `denseColumnBudget` floats of scratch. Wide images (conv1, conv2 of
+/// CaffeNet) go one at a time: their GEMM is efficient alone, and their
+/// output then needs no scatter.
+let denseColumnBudget = 1 << 23   // 8M floats = 32 MB
+let denseMinColumns = 640
+
+@inline(__always)
+func denseBatchSize(floatsPerImage: Int, columnsPerImage: Int, images: Int) -> Int {
+    guard floatsPerImage > 0, columnsPerImage > 0 else { return max(1, images) }
+    let want = (denseMinColumns + columnsPerImage - 1) / columnsPerImage
+    return max(1, min(images, want, denseColumnBudget / floatsPerImage))
+}
+
+/// How many threads a kernel touching `work` floats should use: the BLAS
+/// thread count (the CLI's --threads), or 1 when the work is too small to be
+/// worth waking threads for.
+@inline(__always)
+func denseParts(work: Int) -> Int { work < (1 << 16) ? 1 : max(1, blasThreads()) }
+
+/// Runs `body(part)` for part in 0..<parts, on parallel threads when parts > 1.
+/// Callers give each part a disjoint slice of the output.
+@inline(__always)
+func denseParallel(parts: Int, _ body: (_ part: Int) -> Void) {
+    if parts <= 1 { body(0); return }
+    DispatchQueue.concurrentPerform(iterations: parts, execute: body)
+}
+
+/// `body(part, parts)` on denseParts(work:) threads.
+@inline(__always)
+func denseParallel(work: Int, _ body: (_ part: Int, _ parts: Int) -> Void) {
+    let parts = denseParts(work: work)
+    denseParallel(parts: parts) { body($0, parts) }
+}
+
+/// The i-th of `parts` near-equal slices of 0..<n.
+@inline(__always)
+func denseSlice(_ n: Int, _ i: Int, _ parts: Int) -> Range<Int> { (n * i / parts)..<(n * (i + 1) / parts) }
+
+/// Smallest integer >= a / b for b > 0 (any sign of a).
+@inline(__always)
+func denseCeilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }
+
+/// im2col of one image (C, H, W) into the column block starting at `col`
+/// of a row-major matrix with leading dimension `ld`: row r = (c, ki, kj)
+/// of the block holds the outH*outW window values at `col + r * ld`.
+/// Padding reads as zero. Only output rows `oyRange` are written, so
+/// threads can split one image. With ld == outH*outW and the full range
+/// this is Runtime's im2col.
+func denseIm2col(_ g: ConvGeometry, _ image: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int,
+                 rows oyRange: Range<Int>? = nil) {
+    let oh = g.outHeight, ow = g.outWidth, h = g.height, w = g.width
+    let sh = g.strideH, sw = g.strideW
+    let rows = oyRange ?? 0..<oh
+    var r = 0
+    for c in 0..<g.channels {
+        let src = image + c * h * w
+        for ki in 0..<g.kernelH {
+            let dy = ki * g.dilationH - g.padH
+            for kj in 0..<g.kernelW {
+                let dx = kj * g.dilationW - g.padW
+                var dst = col + r * ld + rows.lowerBound * ow
+                r += 1
+                // Output columns whose input x = ox*sw + dx lies inside [0, w).
+                let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
+                let hi = w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1)
+                for oy in rows {
+                    let y = oy * sh + dy
+                    if y < 0 || y >= h || hi <= lo {
+                        dst.update(repeating: 0, count: ow)
+                    } else {
+                        let row = src + y * w + dx
+                        if lo > 0 { dst.update(repeating: 0, count: lo) }
+                        if sw == 1 {
+                            for ox in lo..<hi { dst[ox] = row[ox] }
+                        } else {
+                            for ox in lo..<hi { dst[ox] = row[ox * sw] }
+                        }
+                        if hi < ow { (dst + hi).update(repeating: 0, count: ow - hi) }
+                    }
+                    dst += ow
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of denseIm2col: adds each entry of the column block (leading
+/// dimension `ld`) back into the pixel it was read from. The image is not
+/// cleared first. Only image rows `yRange` are written (each by the window
+/// rows that read it), so threads can split one image without races.
+func denseCol2im(_ g: ConvGeometry, _ col: UnsafePointer<Float>, ld: Int, _ image: UnsafeMutablePointer<Float>,
+                 rows yRange: Range<Int>? = nil) {
+    let oh = g.outHeight, ow = g.outWidth, h = g.height, w = g.width
+    let sh = g.strideH, sw = g.strideW
+    let ys = yRange ?? 0..<h
+    var r = 0
+    for c in 0..<g.channels {
+        let dstImage = image + c * h * w
+        for ki in 0..<g.kernelH {
+            let dy = ki * g.dilationH - g.padH
+            // Output rows oy whose input row oy*sh + dy falls in ys.
+            let oy0 = max(0, denseCeilDiv(ys.lowerBound - dy, sh))
+            let oy1 = min(oh, denseCeilDiv(ys.upperBound - dy, sh))
+            for kj in 0..<g.kernelW {
+                let dx = kj * g.dilationW - g.padW
+                let base = col + r * ld
+                r += 1
+                let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
+                let hi = w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1)
+                guard hi > lo, oy1 > oy0 else { continue }
+                for oy in oy0..<oy1 {
+                    let src = base + oy * ow
+                    let row = dstImage + (oy * sh + dy) * w + dx
+                    if sw == 1 {
+                        for ox in lo..<hi { row[ox] += src[ox] }
+                    } else {
+                        for ox in lo..<hi { row[ox * sw] += src[ox] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// im2col of `count` images (image b at `images + b * imageStride`) side by
+/// side into one (C*kh*kw) x (count*OH*OW) matrix, on the BLAS threads.
+func denseIm2colBatch(_ g: ConvGeometry, _ images: UnsafePointer<Float>, count: Int, imageStride: Int,
+                      _ col: UnsafeMutablePointer<Float>) {
+    let l = g.columnCols, ld = count * l, oh = g.outHeight
+    denseParallel(work: g.columnRows * ld) { part, parts in
+        let rows = denseSlice(oh, part, parts)
+        for b in 0..<count { denseIm2col(g, images + b * imageStride, col + b * l, ld: ld, rows: rows) }
+    }
+}
+
+/// col2im of a (C*kh*kw) x (count*OH*OW) matrix into `count` images (added
+/// to them), on the BLAS threads.
+func denseCol2imBatch(_ g: ConvGeometry, _ col: UnsafePointer<Float>, count: Int,
+                      _ images: UnsafeMutablePointer<Float>, imageStride: Int) {
+    let l = g.columnCols, ld = count * l, h = g.height
+    denseParallel(work: g.columnRows * ld) { part, parts in
+        let rows = denseSlice(h, part, parts)
+        for b in 0..<count { denseCol2im(g, col + b * l, ld: ld, images + b * imageStride, rows: rows) }
+    }
+}
+
+/// Copies `count` images of `rows` x `cols` floats (image b at
+/// `src + b * srcStride`) side by side into one (rows) x (count*cols) matrix.
+func denseGather(_ src: UnsafePointer<Float>, count: Int, rows: Int, cols: Int, srcStride: Int,
+                 _ dst: UnsafeMutablePointer<Float>) {
+    let ld = count * cols
+    for b in 0..<count {
+        let s = src + b * srcStride
+        for r in 0..<rows { (dst + r * ld + b * cols).update(from: s + r * cols, count: cols) }
+    }
+}
+
+/// The inverse of denseGather: splits a (rows) x (count*cols) matrix into
+/// `count` images at `dst + b * dstStride` (overwriting them), adding
+/// `bias[r]` to row r when a bias is given.
+func denseScatter(_ src: UnsafePointer<Float>, count: Int, rows: Int, cols: Int,
+                  _ dst: UnsafeMutablePointer<Float>, dstStride: Int, bias: UnsafePointer<Float>? = nil) {
+    let ld = count * cols
+    for b in 0..<count {
+        let d = dst + b * dstStride
+        for r in 0..<rows {
+            let s = src + r * ld + b * cols, o = d + r * cols
+            if let bias {
+                let v = bias[r]
+                for i in 0..<cols { o[i] = s[i] + v }
+            } else {
+                o.update(from: s, count: cols)
+            }
+        }
+    }
+}
+
+/// Fills each of `channels` rows of `inner` floats with its bias value
+/// (the starting point of a GEMM with beta = 1, which saves OpenBLAS the
+/// pass that zeroes C for beta = 0 and us the pass that adds the bias).
+func denseFillBias(_ y: UnsafeMutablePointer<Float>, channels: Int, inner: Int, _ bias: UnsafePointer<Float>) {
+    for c in 0..<channels { (y + c * inner).update(repeating: bias[c], count: inner) }
+}
+
+/// db[c] += sum over n and i of dy[n, c, i].
+func denseAccumulateBiasGrad(_ dy: UnsafePointer<Float>, outer: Int, channels: Int, inner: Int,
+                             _ db: UnsafeMutablePointer<Float>) {
+    var p = dy
+    for _ in 0..<outer {
+        for c in 0..<channels {
+            var acc = SIMD8<Float>(repeating: 0)
+            var i = 0
+            let raw = UnsafeRawPointer(p)
+            while i + 8 <= inner {
+                acc = acc + raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+                i += 8
+            }
+            var s = acc.sum()
+            while i < inner { s += p[i]; i += 1 }
+            db[c] += s
+            p += inner
+        }
+    }
+}
+
+/// out = sum over the (2r+1) x (2r+1) window centred on each pixel of one
+/// (h, w) plane, with zeros outside: the box sum of LRN WITHIN_CHANNEL
+/// (Caffe's AVE pooling with pad r and stride 1, before the division).
+/// `tmp` holds h*w floats.
+func denseBoxSum(_ src: UnsafePointer<Float>, h: Int, w: Int, radius r: Int,
+                 _ out: UnsafeMutablePointer<Float>, tmp: UnsafeMutablePointer<Float>) {
+    // Horizontal pass.
+    for y in 0..<h {
+        let s = src + y * w, t = tmp + y * w
+        for x in 0..<w {
+            let lo = max(0, x - r), hi = min(w - 1, x + r)
+            var acc: Float = 0
+            for k in lo...hi { acc += s[k] }
+            t[x] = acc
+        }
+    }
+    // Vertical pass.
+    for y in 0..<h {
+        let lo = max(0, y - r), hi = min(h - 1, y + r)
+        let o = out + y * w
+        for x in 0..<w { o[x] = 0 }
+        for k in lo...hi {
+            let t = tmp + k * w
+            for x in 0..<w { o[x] += t[x] }
+        }
+    }
+}
+
+/// p^(-beta) over `count` floats, with fast paths for CaffeNet's 0.75 and
+/// the other common exponents.
+func denseNegativePower(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int, beta: Float) {
+    if beta == 0.75 {
+        for i in 0..<count {
+            let s = src[i].squareRoot()
+            dst[i] = 1 / (s * s.squareRoot())
+        }
+    } else if beta == 0.5 {
+        for i in 0..<count { dst[i] = 1 / src[i].squareRoot() }
+    } else if beta == 1 {
+        for i in 0..<count { dst[i] = 1 / src[i] }
+    } else {
+        for i in 0..<count { dst[i] = densePow(src[i], -beta) }
+    }
+}
+
+@inline(__always)
+func densePow(_ x: Float, _ e: Float) -> Float { powf(x, e) }
+
+// MARK: - Small-batch fully connected forward
+
+@inline(__always)
+private func denseLoad8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+/// Dot products of two weight rows (w0, w1) with five input rows over the
+/// first `kl` floats (a multiple of 8): (w0·x_r, w1·x_r) for r in 0..<5, as
+/// ten partial sums y[r] (w0) and y[5 + r] (w1), added into `out`. Ten
+/// vector accumulators; each weight vector is loaded once for five inputs.
+@inline(__always)
+private func denseDot2x5(_ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>, _ x2: UnsafePointer<Float>,
+                         _ x3: UnsafePointer<Float>, _ x4: UnsafePointer<Float>,
+                         _ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>, _ kl: Int,
+                         _ out: UnsafeMutablePointer<Float>) {
+    var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0, a4 = a0
+    var b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0
+    var i = 0
+    while i < kl {
+        let u = denseLoad8(w0 + i), v = denseLoad8(w1 + i)
+        let p0 = denseLoad8(x0 + i), p1 = denseLoad8(x1 + i), p2 = denseLoad8(x2 + i)
+        let p3 = denseLoad8(x3 + i), p4 = denseLoad8(x4 + i)
+        a0 = a0 + u * p0; a1 = a1 + u * p1; a2 = a2 + u * p2; a3 = a3 + u * p3; a4 = a4 + u * p4
+        b0 = b0 + v * p0; b1 = b1 + v * p1; b2 = b2 + v * p2; b3 = b3 + v * p3; b4 = b4 + v * p4
+        i += 8
+    }
+    out[0] += a0.sum(); out[1] += a1.sum(); out[2] += a2.sum(); out[3] += a3.sum(); out[4] += a4.sum()
+    out[5] += b0.sum(); out[6] += b1.sum(); out[7] += b2.sum(); out[8] += b3.sum(); out[9] += b4.sum()
+}
+
+/// y (M x N) += x (M x K) * W^T for W (N x K) row-major, for small M
+/// (a batch of a few samples): each weight row is streamed from memory once
+/// and dotted with every input row while in cache, split over the BLAS
+/// threads by weight rows. OpenBLAS spends most of such a GEMM packing W;
+/// this kernel is on par with it as compiled for baseline x86-64 (SSE) and
+/// about twice as fast when the Layers target is built for AVX2.
+func denseSmallBatchGemmNT(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                           y: UnsafeMutablePointer<Float>) {
+    let kc = 2048                      // K chunk: five input rows stay in L1/L2
+    let parts = min(denseParts(work: n * k), max(1, n / 2))
+    denseParallel(parts: parts) { part in
+        let rows = denseSlice(n, part, parts)
+        let sp = UnsafeMutablePointer<Float>.allocate(capacity: 10)   // this thread's ten sums
+        defer { sp.deallocate() }
+        var k0 = 0
+        while k0 < k {
+            let kl = min(kc, k - k0), kv = kl & ~7
+            var j = rows.lowerBound
+            while j < rows.upperBound {
+                let pair = j + 1 < rows.upperBound
+                let w0 = w + j * k + k0, w1 = pair ? w0 + k : w0
+                var r = 0
+                while r < m {
+                    // Up to five input rows; missing ones repeat row r (results dropped).
+                    let cnt = min(5, m - r)
+                    let xr = x + r * k + k0
+                    let x1 = cnt > 1 ? xr + k : xr, x2 = cnt > 2 ? xr + 2 * k : xr
+                    let x3 = cnt > 3 ? xr + 3 * k : xr, x4 = cnt > 4 ? xr + 4 * k : xr
+                    sp.update(repeating: 0, count: 10)
+                    denseDot2x5(xr, x1, x2, x3, x4, w0, w1, kv, sp)
+                    // The last kl - kv floats, one at a time.
+                    for t in kv..<kl {
+                        let u = w0[t], v = w1[t]
+                        let q0 = xr[t], q1 = x1[t], q2 = x2[t], q3 = x3[t], q4 = x4[t]
+                        sp[0] += u * q0; sp[1] += u * q1; sp[2] += u * q2; sp[3] += u * q3; sp[4] += u * q4
+                        sp[5] += v * q0; sp[6] += v * q1; sp[7] += v * q2; sp[8] += v * q3; sp[9] += v * q4
+                    }
+                    let yr = y + r * n + j
+                    for t in 0..<cnt { yr[t * n] += sp[t] }
+                    if pair { for t in 0..<cnt { yr[t * n + 1] += sp[5 + t] } }
+                    r += cnt
+                }
+                j += pair ? 2 : 1
+            }
+            k0 += kl
+        }
+    }
+}

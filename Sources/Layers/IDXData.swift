@@ -1,0 +1,134 @@
+import GraphIR
+import Runtime
+
+/// IDXData (our own type): batches from IDX files such as MNIST and
+/// Fashion-MNIST, plain or gzip-compressed.
+///
+///     layer { name: "data" type: "IDXData" top: "data" top: "label"
+///             idx_data_param { source: "train-images-idx3-ubyte.gz"
+///                              label_source: "train-labels-idx1-ubyte.gz"
+///                              batch_size: 64 shuffle: true scale: 0.00390625 seed: 1 } }
+///
+/// Tops: data (N, C, H, W) — an idx3 file of H x W images gives C = 1, an
+/// idx4 file of C x H x W items keeps C; 1-d items give (N, D) — and, with
+/// label_source, label (N). Values are (raw - mean) * transform scale *
+/// `scale`; transform_param (mean_value, mean_file, crop_size, mirror)
+/// works as for other data layers. Batches walk the items in order and wrap
+/// around; with `shuffle` the order is a fresh permutation every epoch,
+/// drawn from `seed`, or from the net's seed (the solver's random_seed)
+/// when `seed` is not given.
+final class IDXDataLayer: LayerBase, BuiltinLayer {
+    static let typeNames = ["IDXData"]
+
+    let images: IDXArray
+    let labels: IDXArray?
+    let batchSize: Int
+    let shuffle: Bool
+    let seed: UInt64?
+    let transformer: DataTransformer
+    /// Source item as C x H x W, and the output shapes.
+    let channels: Int, height: Int, width: Int
+    let outputShapes: [Shape]
+
+    private var order: [Int] = []
+    private var cursor = 0
+    private var rng: SplitMix64?
+
+    init(_ ctx: LayerContext) throws {
+        try ctx.expectInputs(0)
+        try ctx.expectOutputs(1...2)
+        let p = ctx.param("idx_data_param")
+        let (source, labelSource, batch, shuffle, scale, seed) = try ctx.reading {
+            (try p.string("source", default: ""), try p.string("label_source", default: ""),
+             try p.int("batch_size", default: 1), try p.bool("shuffle", default: false),
+             try p.float("scale", default: 1), p.has("seed") ? try p.int("seed") : nil)
+        }
+        guard !source.isEmpty else {
+            throw ctx.error("idx_data_param needs source: \"PATH\" (an IDX image file, e.g. train-images-idx3-ubyte.gz)")
+        }
+        guard batch > 0 else { throw ctx.error("idx_data_param batch_size must be > 0, got \(batch)") }
+        if ctx.outputCount == 2 && labelSource.isEmpty {
+            throw ctx.error("has a label top but idx_data_param has no label_source: \"PATH\" (an IDX label file)")
+        }
+        do {
+            images = try IDXFile.read(source)
+            labels = labelSource.isEmpty ? nil : try IDXFile.read(labelSource)
+        } catch let e as IDXFile.Error {
+            throw ctx.error(e.description)
+        }
+        guard images.count > 0 else { throw ctx.error("\(source): holds no items") }
+        let item = Array(images.dims.dropFirst())
+        switch item.count {
+        case 0: (channels, height, width) = (1, 1, 1)
+        case 1: (channels, height, width) = (item[0], 1, 1)
+        case 2: (channels, height, width) = (1, item[0], item[1])
+        case 3: (channels, height, width) = (item[0], item[1], item[2])
+        default:
+            throw ctx.error("\(source): items of rank \(item.count) (\(images.dims)); IDXData reads vectors, H x W or C x H x W items")
+        }
+        if let labels {
+            guard labels.count == images.count else {
+                throw ctx.error("\(labelSource): holds \(labels.count) labels but \(source) holds \(images.count) items; the files do not belong together")
+            }
+            guard labels.itemSize == 1 else {
+                throw ctx.error("\(labelSource): has items of shape \(Array(labels.dims.dropFirst())); a label file holds one number per item (idx1)")
+            }
+        }
+        transformer = try DataTransformer(ctx, extraScale: scale)
+        if item.count < 2 && transformer.cropSize > 0 {
+            throw ctx.error("crop_size needs image items, but \(source) holds vectors")
+        }
+        if let problem = try transformer.check(channels: channels, height: height, width: width, what: "each item of \(source)") {
+            throw ctx.error(problem)
+        }
+        let (oh, ow) = transformer.outputSize(height: height, width: width)
+        let dataShape = item.count < 2 ? Shape([batch, channels]) : Shape([batch, channels, oh, ow])
+        outputShapes = ctx.outputCount == 2 ? [dataShape, Shape([batch])] : [dataShape]
+        batchSize = batch
+        self.shuffle = shuffle
+        self.seed = seed.map { UInt64(bitPattern: Int64($0)) }
+        super.init(base: ctx)
+    }
+
+    func reshape(_ inputs: [Shape]) throws -> [Shape] { outputShapes }
+
+    func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
+        if rng == nil {
+            var r = SplitMix64(seed: seed ?? ctx.rng.next())
+            order = Array(0..<images.count)
+            if shuffle { fisherYates(&order, &r) }
+            rng = r
+        }
+        guard var r = rng else { return }
+        let itemIn = channels * height * width
+        let itemOut = outputs[0].count / batchSize
+        let raw = ctx.scratch(itemIn)
+        for b in 0..<batchSize {
+            let idx = order[cursor]
+            images.item(idx, into: raw)
+            transformer.apply(raw, channels: channels, height: height, width: width,
+                              into: outputs[0].data + b * itemOut, rng: &r)
+            if outputs.count > 1, let labels { outputs[1][b] = labels.scalar(idx) }
+            cursor += 1
+            if cursor == order.count {
+                cursor = 0
+                if shuffle { fisherYates(&order, &r) }
+            }
+        }
+        rng = r
+    }
+
+    func backward(_ pass: BackwardPass, _ ctx: ExecutionContext) throws {}
+    var hasBackward: Bool { false }
+}
+
+/// Shuffles in place with our own Fisher-Yates (not the standard library's,
+/// whose algorithm may change between toolchains), so an order depends on
+/// the seed alone: for i from the end, swap a[i] with a[j], j uniform in 0...i.
+func fisherYates(_ a: inout [Int], _ rng: inout SplitMix64) {
+    guard a.count > 1 else { return }
+    for i in stride(from: a.count - 1, to: 0, by: -1) {
+        let j = Int(rng.next() % UInt64(i + 1))
+        a.swapAt(i, j)
+    }
+}

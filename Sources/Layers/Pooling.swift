@@ -1,0 +1,378 @@
+import GraphIR
+import Runtime
+
+/// Pooling (Caffe's PoolingLayer) over the spatial axes of (N, C, H, W).
+///
+/// Output size (Caffe's rule): OH = ceil((H + 2 padH - kh) / strideH) + 1
+/// (floor with `round_mode: FLOOR` or the fork's `ceil_mode: false`); with
+/// padding, a last window that would start in the bottom/right padding is
+/// dropped. Window (ph, pw) covers rows [ph*sh - padH, ph*sh - padH + kh)
+/// clipped to the image, likewise columns.
+///
+/// - MAX: y = the largest value in the window (the first one in row-major
+///   order on ties); the arg-max (index within the plane) is kept in an Int32
+///   mask so backward routes dy there: dx[mask] += dy. An optional second
+///   output holds the mask as floats, as in Caffe.
+/// - AVE: y = (sum over the window clipped to the image) / divisor, the
+///   divisor counting the window clipped to the *padded* image (so padding
+///   counts as zeros, but the part of a ceil-rounded last window beyond the
+///   padding does not). Backward spreads dy / divisor over the clipped window.
+/// - STOCHASTIC: Caffe has it on GPU only. TEST phase: y = sum(x^2)/sum(x)
+///   over the window; TRAIN phase: samples a window element with probability
+///   x / sum(x) and routes the gradient there. No gradient at TEST.
+/// `global_pooling` pools each whole plane (kernel = H x W).
+final class PoolingLayer: LayerBase, BuiltinLayer {
+    static let typeNames = ["Pooling"]
+    enum Method: String { case max = "MAX", ave = "AVE", stochastic = "STOCHASTIC" }
+    let method: Method
+    let global: Bool
+    let ceilRounding: Bool
+    let kernelH: Int, kernelW: Int   // unused with global_pooling (the window is the plane)
+    let strideH: Int, strideW: Int
+    let padH: Int, padW: Int
+    let phase: Phase
+    /// 2 when MAX pooling also outputs its mask.
+    let outputCount: Int
+
+    /// Arg-max (MAX) or sampled index (STOCHASTIC, TRAIN) per output element,
+    /// as an index into the input plane; sized at reshape.
+    private var mask: UnsafeMutablePointer<Int32>
+    private var maskCapacity = 0
+    /// Shape of the input the mask was last filled for (nil: not filled).
+    private var maskShape: Shape?
+
+    init(_ ctx: LayerContext) throws {
+        try ctx.expectInputs(1)
+        let p = ctx.param("pooling_param")
+        let m = try ctx.reading { try p.enumName("pool", default: "MAX") }
+        guard let method = Method(rawValue: m) else {
+            throw ctx.error("unknown pooling method '\(m)' (known: MAX, AVE, STOCHASTIC)")
+        }
+        self.method = method
+        try ctx.expectOutputs(method == .max ? 1...2 : 1...1)
+        phase = ctx.phase
+        outputCount = ctx.outputCount
+        let (global, roundMode, ceilMode) = try ctx.reading {
+            (try p.bool("global_pooling", default: false), try p.enumName("round_mode", default: "CEIL"),
+             try p.bool("ceil_mode", default: true))
+        }
+        _ = try ctx.reading { try p.enumName("engine", default: "DEFAULT") }
+        self.global = global
+        switch roundMode {
+        case "CEIL": ceilRounding = ceilMode
+        case "FLOOR": ceilRounding = false
+        default: throw ctx.error("unknown round_mode '\(roundMode)' (known: CEIL, FLOOR)")
+        }
+
+        let hasK = p.has("kernel_size"), hasKH = p.has("kernel_h"), hasKW = p.has("kernel_w")
+        if global {
+            guard !(hasK || hasKH || hasKW) else {
+                throw ctx.error("with global_pooling: true the filter size cannot be specified; remove kernel_size/kernel_h/kernel_w")
+            }
+            (kernelH, kernelW) = (0, 0)
+        } else {
+            guard hasK != (hasKH && hasKW) else {
+                throw ctx.error(hasK ? "filter size is kernel_size OR kernel_h and kernel_w; not both"
+                                     : "set kernel_size, or both kernel_h and kernel_w (for non-square filters both are required)")
+            }
+            (kernelH, kernelW) = try ctx.reading {
+                hasK ? (try p.int("kernel_size", default: 0), try p.int("kernel_size", default: 0))
+                     : (try p.int("kernel_h", default: 0), try p.int("kernel_w", default: 0))
+            }
+            guard kernelH > 0, kernelW > 0 else {
+                throw ctx.error("filter dimensions cannot be zero (kernel \(kernelH)x\(kernelW))")
+            }
+        }
+        let hasPH = p.has("pad_h"), hasPW = p.has("pad_w")
+        guard (!p.has("pad") && hasPH && hasPW) || (!hasPH && !hasPW) else {
+            throw ctx.error("pad is pad OR pad_h and pad_w are required")
+        }
+        (padH, padW) = try ctx.reading {
+            hasPH ? (try p.int("pad_h", default: 0), try p.int("pad_w", default: 0))
+                  : (try p.int("pad", default: 0), try p.int("pad", default: 0))
+        }
+        let hasSH = p.has("stride_h"), hasSW = p.has("stride_w")
+        guard (!p.has("stride") && hasSH && hasSW) || (!hasSH && !hasSW) else {
+            throw ctx.error("stride is stride OR stride_h and stride_w are required")
+        }
+        (strideH, strideW) = try ctx.reading {
+            hasSH ? (try p.int("stride_h", default: 1), try p.int("stride_w", default: 1))
+                  : (try p.int("stride", default: 1), try p.int("stride", default: 1))
+        }
+        guard strideH > 0, strideW > 0 else { throw ctx.error("stride must be > 0 (stride \(strideH)x\(strideW))") }
+        guard padH >= 0, padW >= 0 else { throw ctx.error("pad must be >= 0 (pad \(padH)x\(padW))") }
+        if global {
+            guard padH == 0, padW == 0, strideH == 1, strideW == 1 else {
+                throw ctx.error("with global_pooling: true only pad = 0 and stride = 1 are allowed")
+            }
+        }
+        if padH != 0 || padW != 0 {
+            guard method != .stochastic else {
+                throw ctx.error("padding is implemented only for MAX and AVE pooling")
+            }
+            if !global {
+                guard padH < kernelH, padW < kernelW else {
+                    throw ctx.error("pad \(padH)x\(padW) must be smaller than the kernel \(kernelH)x\(kernelW)")
+                }
+            }
+        }
+        mask = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        maskCapacity = 1
+        super.init(base: ctx)
+    }
+
+    deinit { mask.deallocate() }
+
+    /// Window geometry for one input shape.
+    private struct Geometry {
+        let planes: Int, h: Int, w: Int, kh: Int, kw: Int, oh: Int, ow: Int
+    }
+
+    private func geometry(_ s: Shape) throws -> Geometry {
+        guard s.rank == 4 else {
+            throw error("input must have 4 axes (num, channels, height, width), got \(s)")
+        }
+        let h = s[2], w = s[3]
+        let kh = global ? h : kernelH, kw = global ? w : kernelW
+        func size(_ len: Int, _ k: Int, _ pad: Int, _ stride: Int) -> Int {
+            let q = Double(len + 2 * pad - k) / Double(stride)
+            var n = Int(ceilRounding ? q.rounded(.up) : q.rounded(.down)) + 1
+            // With padding, the last window must start inside the image or
+            // its top/left padding, not in the bottom/right padding.
+            if pad > 0 && (n - 1) * stride >= len + pad { n -= 1 }
+            return n
+        }
+        let oh = size(h, kh, padH, strideH), ow = size(w, kw, padW, strideW)
+        guard h > 0, w > 0, oh > 0, ow > 0 else {
+            throw error("the \(kh)x\(kw) window (pad \(padH)x\(padW), stride \(strideH)x\(strideW)) leaves no output for the \(h)x\(w) input")
+        }
+        return Geometry(planes: s[0] * s[1], h: h, w: w, kh: kh, kw: kw, oh: oh, ow: ow)
+    }
+
+    func reshape(_ inputs: [Shape]) throws -> [Shape] {
+        let g = try geometry(inputs[0])
+        let out = Shape([inputs[0][0], inputs[0][1], g.oh, g.ow])
+        let n = out.count
+        if method != .ave && n > maskCapacity {
+            mask.deallocate()
+            mask = UnsafeMutablePointer<Int32>.allocate(capacity: n)
+            maskCapacity = n
+        }
+        return outputCount == 2 ? [out, out] : [out]
+    }
+
+    var hasBackward: Bool { !(method == .stochastic && phase == .test) }
+    /// Backward reads only the kept mask (MAX/STOCHASTIC) and the shapes, so
+    /// `[]` would be honest; but Net.backward currently force-unwraps every
+    /// input tensor it hands a layer, and crashes when the memory plan freed
+    /// one (e.g. a non-in-place ReLU before this layer). Declare the input
+    /// until Net passes shape-only tensors for released values.
+    var backwardUses: BackwardUses { .inputs }
+
+    func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
+        let g = try geometry(inputs[0].shape)
+        let x = inputs[0].data, y = outputs[0].data
+        switch method {
+        case .max:
+            try ensureMask(g)
+            denseParallel(work: inputs[0].count) { part, parts in
+                maxForward(g, x, y, planes: denseSlice(g.planes, part, parts))
+            }
+            if outputs.count > 1 {
+                let mt = outputs[1].data
+                for i in 0..<(g.planes * g.oh * g.ow) { mt[i] = Float(mask[i]) }
+            }
+            maskShape = inputs[0].shape
+        case .ave:
+            denseParallel(work: inputs[0].count) { part, parts in
+                aveForward(g, x, y, planes: denseSlice(g.planes, part, parts))
+            }
+        case .stochastic:
+            if ctx.phase == .train {
+                try ensureMask(g)
+                stochasticTrainForward(g, x, y, &ctx.rng)
+                maskShape = inputs[0].shape
+            } else {
+                stochasticTestForward(g, x, y)
+            }
+        }
+    }
+
+    func backward(_ pass: BackwardPass, _ ctx: ExecutionContext) throws {
+        guard let dxT = pass.inputGrads[0] else { return }
+        let g = try geometry(dxT.shape)
+        let dx = dxT.data, dy = pass.outputGrads[0].data
+        let mask = self.mask
+        switch method {
+        case .max, .stochastic:
+            guard maskShape == dxT.shape else {
+                throw error(method == .stochastic
+                    ? "STOCHASTIC pooling has a gradient only after a TRAIN-phase forward pass (which samples the routes)"
+                    : "backward without a forward pass at this input shape (the arg-max mask is missing)")
+            }
+            // dx = 0; dx[argmax] += dy, plane by plane.
+            let outPlane = g.oh * g.ow, inPlane = g.h * g.w
+            denseParallel(work: dxT.count) { part, parts in
+                for pl in denseSlice(g.planes, part, parts) {
+                    let m = mask + pl * outPlane, d = dy + pl * outPlane, o = dx + pl * inPlane
+                    o.update(repeating: 0, count: inPlane)
+                    for i in 0..<outPlane {
+                        let j = Int(m[i])
+                        if j >= 0 { o[j] += d[i] }
+                    }
+                }
+            }
+        case .ave:
+            denseParallel(work: dxT.count) { part, parts in
+                aveBackward(g, dy, dx, planes: denseSlice(g.planes, part, parts))
+            }
+        }
+    }
+
+    // MARK: - Kernels
+
+    private func ensureMask(_ g: Geometry) throws {
+        let n = g.planes * g.oh * g.ow
+        if n > maskCapacity {
+            mask.deallocate()
+            mask = UnsafeMutablePointer<Int32>.allocate(capacity: n)
+            maskCapacity = n
+        }
+        guard g.h * g.w <= Int(Int32.max) else {
+            throw error("input plane \(g.h)x\(g.w) is too large for the Int32 arg-max mask")
+        }
+    }
+
+    /// y = max over each window; mask = its index in the plane. As Caffe:
+    /// start below every finite value and keep a strict '>', so ties keep the
+    /// first maximum in row-major order and NaNs never win. (Measured: this
+    /// plain loop beats branch-free selects and column-sweeping variants.)
+    private func maxForward(_ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                            planes: Range<Int>) {
+        let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow)
+        let (kh, kw, sh, sw, ph0, pw0) = (g.kh, g.kw, strideH, strideW, padH, padW)
+        for pl in planes {
+            let src = x + pl * h * w, dst = y + pl * oh * ow, m = mask + pl * oh * ow
+            for py in 0..<oh {
+                let hs = py * sh - ph0
+                let h0 = max(hs, 0), h1 = max(h0, min(hs + kh, h))
+                for px in 0..<ow {
+                    let ws = px * sw - pw0
+                    let w0 = max(ws, 0), w1 = max(w0, min(ws + kw, w))
+                    var best = -Float.greatestFiniteMagnitude
+                    var arg = -1
+                    for yy in h0..<h1 {
+                        let row = src + yy * w
+                        for xx in w0..<w1 where row[xx] > best {
+                            best = row[xx]; arg = yy * w + xx
+                        }
+                    }
+                    dst[py * ow + px] = best
+                    m[py * ow + px] = Int32(truncatingIfNeeded: arg)
+                }
+            }
+        }
+    }
+
+    /// y = sum over the window clipped to the image / size of the window
+    /// clipped to the padded image.
+    private func aveForward(_ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                            planes: Range<Int>) {
+        let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow)
+        for pl in planes {
+            let src = x + pl * h * w, dst = y + pl * oh * ow
+            for py in 0..<oh {
+                let hs = py * strideH - padH, he = min(hs + g.kh, h + padH)
+                let h0 = max(hs, 0), h1 = max(h0, min(he, h))
+                for px in 0..<ow {
+                    let ws = px * strideW - padW, we = min(ws + g.kw, w + padW)
+                    let w0 = max(ws, 0), w1 = max(w0, min(we, w))
+                    let divisor = Float((he - hs) * (we - ws))
+                    var s: Float = 0
+                    for yy in h0..<h1 {
+                        let row = src + yy * w
+                        for xx in w0..<w1 { s += row[xx] }
+                    }
+                    dst[py * ow + px] = s / divisor
+                }
+            }
+        }
+    }
+
+    /// dx = 0; dx[window] += dy / divisor.
+    private func aveBackward(_ g: Geometry, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                             planes: Range<Int>) {
+        let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow)
+        for pl in planes {
+            let d = dy + pl * oh * ow, o = dx + pl * h * w
+            o.update(repeating: 0, count: h * w)
+            for py in 0..<oh {
+                let hs = py * strideH - padH, he = min(hs + g.kh, h + padH)
+                let h0 = max(hs, 0), h1 = max(h0, min(he, h))
+                for px in 0..<ow {
+                    let ws = px * strideW - padW, we = min(ws + g.kw, w + padW)
+                    let w0 = max(ws, 0), w1 = max(w0, min(we, w))
+                    let v = d[py * ow + px] / Float((he - hs) * (we - ws))
+                    for yy in h0..<h1 {
+                        let row = o + yy * w
+                        for xx in w0..<w1 { row[xx] += v }
+                    }
+                }
+            }
+        }
+    }
+
+    /// TEST-phase stochastic pooling (Caffe GPU): sum(x^2) / sum(x) over the
+    /// window, the sum starting from FLT_MIN.
+    private func stochasticTestForward(_ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow)
+        for pl in 0..<g.planes {
+            let src = x + pl * h * w, dst = y + pl * oh * ow
+            for py in 0..<oh {
+                let hs = min(py * strideH, h), h1 = min(hs + g.kh, h)
+                for px in 0..<ow {
+                    let ws = min(px * strideW, w), w1 = min(ws + g.kw, w)
+                    var sum = Float.leastNormalMagnitude, sq: Float = 0
+                    for yy in hs..<h1 {
+                        for xx in ws..<w1 { let v = src[yy * w + xx]; sum += v; sq += v * v }
+                    }
+                    dst[py * ow + px] = sq / sum
+                }
+            }
+        }
+    }
+
+    /// TRAIN-phase stochastic pooling (Caffe GPU): picks the first window
+    /// element whose running sum reaches u * sum(x), u uniform in [0, 1).
+    private func stochasticTrainForward(_ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                        _ rng: inout SplitMix64) {
+        let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow)
+        for pl in 0..<g.planes {
+            let src = x + pl * h * w, dst = y + pl * oh * ow, m = mask + pl * oh * ow
+            for py in 0..<oh {
+                let hs = min(py * strideH, h), h1 = min(hs + g.kh, h)
+                for px in 0..<ow {
+                    let ws = min(px * strideW, w), w1 = min(ws + g.kw, w)
+                    var sum: Float = 0
+                    for yy in hs..<h1 { for xx in ws..<w1 { sum += src[yy * w + xx] } }
+                    guard h1 > hs && w1 > ws else {
+                        // A ceil-rounded window past the image (stride > kernel): empty.
+                        dst[py * ow + px] = 0; m[py * ow + px] = -1
+                        continue
+                    }
+                    let threshold = rng.uniform() * sum
+                    var run: Float = 0
+                    var pick = (h1 - 1) * w + (w1 - 1)
+                    search: for yy in hs..<h1 {
+                        for xx in ws..<w1 {
+                            run += src[yy * w + xx]
+                            if run >= threshold { pick = yy * w + xx; break search }
+                        }
+                    }
+                    dst[py * ow + px] = src[pick]
+                    m[py * ow + px] = Int32(pick)
+                }
+            }
+        }
+    }
+}
