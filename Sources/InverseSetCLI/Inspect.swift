@@ -53,7 +53,9 @@ struct InspectReport {
         let g = net.graph
         name = g.name
         inputs = g.inputs.map { (g.values[$0.index].blob, net.shapes[$0.index]) }
-        if let first = inputs.first?.1, first.rank > 0, first.dims[0] > 0 { batch = first.dims[0] }
+        // The batch: of the first input, or of the first data layer's first top.
+        let firstShape = inputs.first?.1 ?? g.nodes.first?.outputs.first.map { net.shapes[$0.index] }
+        if let first = firstShape, first.rank > 0, first.dims[0] > 0 { batch = first.dims[0] }
         var seenShared = Set<String>()
         for (i, node) in g.nodes.enumerated() {
             let layer = net.layers[i]

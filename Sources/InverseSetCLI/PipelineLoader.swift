@@ -31,8 +31,8 @@ struct LoadedPipeline {
         }
         let gGraph = try load(spec.generator)
         let fGraph = try load(spec.classifier)
-        let G = try Net(graph: gGraph, registry: registry, seed: 11)
-        let f = try Net(graph: fGraph, registry: registry, seed: 12)
+        let G = try Net(graph: gGraph, registry: registry, seed: 1)   // as `inverse-set init` (default seed)
+        let f = try Net(graph: fGraph, registry: registry, seed: 1)
         let encoder: EncoderSource
         if let cut = spec.encoder.cut {
             encoder = .cut(cut)

@@ -44,17 +44,23 @@ final class SampleFolder {
             do { old = try JSONDecoder().decode(Manifest.self, from: data) } catch {
                 throw SamplerError("\(path): exists but is not a samples.json of inverse-set (\(error)); choose another --out")
             }
-            guard old.configuration == configuration, old.neurons == neurons, old.bands == bands else {
+            // -n may change between runs: a larger n extends the folder.
+            guard old.configuration.filter({ $0.key != "n" }) == configuration.filter({ $0.key != "n" }),
+                  old.neurons == neurons, old.bands == bands else {
                 throw SamplerError("\(dir) holds a different run (its samples.json has other settings); rerun with the same flags to resume, or choose another --out")
             }
             let c = try NPY.read(dir + "/codes.npy"), e = try NPY.read(dir + "/embeddings.npy")
             let n = old.samples.count
-            guard c.shape.rank == 2, c.shape[0] == n, e.shape.rank == 2, e.shape[0] == n else {
-                throw SamplerError("\(dir): codes.npy / embeddings.npy do not match samples.json; the folder is damaged")
+            // The arrays are replaced before samples.json, so a run killed in
+            // between leaves them longer than the manifest: the manifest
+            // counts, the extra rows are dropped (and sampled again).
+            guard c.shape.rank == 2, c.shape[0] >= n, e.shape.rank == 2, e.shape[0] >= n else {
+                throw SamplerError("\(dir): codes.npy / embeddings.npy hold fewer rows than samples.json lists (\(n)); the folder is damaged: choose another --out")
             }
             codes = (0..<n).map { Array(UnsafeBufferPointer(start: c.data + $0 * c.shape[1], count: c.shape[1])) }
             embeddings = (0..<n).map { Array(UnsafeBufferPointer(start: e.data + $0 * e.shape[1], count: e.shape[1])) }
             manifest = old
+            manifest.configuration = configuration
             manifest.summary = nil
         }
     }

@@ -30,6 +30,8 @@ public struct SamplerSettings: Sendable {
     /// Initial codes: uniform in [initLow, initHigh] per dimension.
     public var initLow: [Float] = []
     public var initHigh: [Float] = []
+    /// Steps without progress towards the band after which a walker restarts.
+    public var stallSteps: Int = 150
     public init() {}
 }
 
@@ -51,6 +53,8 @@ public struct SamplerResult: Sendable {
     /// When the band was not reached: per neuron, the closest activation seen.
     public var closest: [Float]
     public var nonFiniteResets: Int
+    /// Walkers restarted because they stopped approaching the band.
+    public var stalledRestarts: Int = 0
 }
 
 /// Samples the inverse set {x = G(c) : z1_k <= a_k(x) <= z2_k for all k} so that
@@ -62,6 +66,12 @@ public struct SamplerResult: Sendable {
 /// augmented Lagrangian of
 /// -(1/s) [(1/K^2) sum_ij ||e_i - e_j||^2 + (1/(K|P|)) sum_{i,y in P} ||e_i - e_y||^2]
 /// from the current walkers; walkers that are feasible after the step join P.
+///
+/// During seeding a walker that is already feasible holds still, so the seed
+/// set fills up instead of chasing K simultaneous hits. A walker whose band
+/// violation has not improved for `stallSteps` steps (a saturated generator,
+/// a dead unit) restarts: next to a feasible walker (a small perturbation of
+/// its code) if there is one, else from a fresh random code.
 ///
 /// Step sizes adapt on their own: each walker's step grows by 1.2 while its
 /// merit improves and halves when it does not (Rprop-style), and a global
@@ -132,11 +142,13 @@ public final class InverseSetSampler {
 
         var cons = [[Constraint]](repeating: [Constraint](repeating: Constraint(), count: m), count: k)
         var eta = [Float](repeating: 0.05, count: k)
+        var bestViolation = [Float](repeating: .infinity, count: k)
+        var sinceProgress = [Int](repeating: 0, count: k)
         var lastMerit = [Float](repeating: .infinity, count: k)
         var global: Float = 1
         var closest = [Float](repeating: .nan, count: m)
         var closestDistance = [Float](repeating: .infinity, count: m)
-        var step = 0, seedSteps = 0, resets = 0
+        var step = 0, seedSteps = 0, resets = 0, restarts = 0
         var seeding = existing.count < k
         var scale: Float = 0   // s: mean ||e||^2 at the start
         var recentAccepts: [Int] = []
@@ -180,6 +192,22 @@ public final class InverseSetSampler {
                 }
             }
             let feasible = (0..<k).map { i in alive[i] && zip(ev.activations[i], bands).allSatisfy { $1.contains($0) } }
+            // Progress towards the band (violation in band widths); stalled
+            // walkers restart after this step's update is skipped.
+            var restart = [Bool](repeating: false, count: k)
+            for i in 0..<k where alive[i] {
+                var v: Float = 0
+                for (q, b) in bands.enumerated() {
+                    let a = ev.activations[i][q], w = b.high - b.low
+                    v += (a < b.low ? b.low - a : (a > b.high ? a - b.high : 0)) / w
+                }
+                if v < bestViolation[i] * 0.99 || v == 0 {
+                    bestViolation[i] = v; sinceProgress[i] = 0
+                } else {
+                    sinceProgress[i] += 1
+                    if sinceProgress[i] >= settings.stallSteps { restart[i] = true }
+                }
+            }
 
             // Acceptance (incremental phase): feasible walkers join P.
             if seeding && feasible.allSatisfy({ $0 }) {
@@ -276,7 +304,7 @@ public final class InverseSetSampler {
                 lastMerit[i] = merit[i]
             }
             let grad = try pipeline.backward(dActivations: dA, dEmbeddings: dE)
-            for i in 0..<k where alive[i] {
+            for i in 0..<k where alive[i] && !(seeding && feasible[i]) && !restart[i] {
                 let g = grad.data + i * d
                 var sq: Float = 0
                 for j in 0..<d { sq += g[j] * g[j] }
@@ -286,10 +314,26 @@ public final class InverseSetSampler {
                 let c = codes.data + i * d
                 for j in 0..<d { c[j] -= stepLen * g[j] }
             }
+            let donors = (0..<k).filter { feasible[$0] }
+            for i in 0..<k where restart[i] {
+                restarts += 1
+                if let donor = donors.isEmpty ? nil : donors[Int(rng.next() % UInt64(donors.count))] {
+                    for j in 0..<d {
+                        codes[i * d + j] = codes[donor * d + j] + 0.05 * codeScale * (2 * rng.uniform() - 1)
+                    }
+                } else {
+                    let fresh = randomCodes(1)
+                    for j in 0..<d { codes[i * d + j] = fresh[j] }
+                }
+                cons[i] = [Constraint](repeating: Constraint(), count: m)
+                eta[i] = 0.05; lastMerit[i] = .infinity
+                bestViolation[i] = .infinity; sinceProgress[i] = 0
+            }
             pipeline.box.project(codes)
             step += 1
         }
         return SamplerResult(samples: accepted, steps: step, seedSteps: seeding ? step : seedSteps,
-                             reachedTarget: accepted.count >= settings.count, closest: closest, nonFiniteResets: resets)
+                             reachedTarget: accepted.count >= settings.count, closest: closest, nonFiniteResets: resets,
+                             stalledRestarts: restarts)
     }
 }
