@@ -1,6 +1,7 @@
 import ArgumentParser
 import CaffeImport
 import Foundation
+import GraphIR
 import Runtime
 
 /// `inverse-set init NET.prototxt --out W.caffemodel [--seed S] [--weights FROM[,FROM2]]`
@@ -18,6 +19,9 @@ struct Init: ParsableCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 1
     @Option(help: "Copy weights by layer name from these caffemodels (comma-separated) before filling the rest.")
     var weights: String?
+    @Option(help: ArgumentHelp("Filler for weight blobs whose layer declares no weight_filler: msra, xavier, gaussian:STD, or caffe (Caffe's default, constant 0).",
+                               discussion: "Deploy prototxts declare no fillers, so Caffe's rule would give all-zero weights."))
+    var defaultFiller: String = "msra"
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -28,7 +32,8 @@ struct Init: ParsableCommand {
                 try CaffeModel.attachWeights(&graph, from: w)
             }
             let copied = graph.nodes.filter { !$0.weights.isEmpty }.map(\.name)
-            let net = try Net(graph: graph, registry: registry, seed: seed)
+            let net = try Net(graph: graph, registry: registry, seed: seed,
+                              defaultWeightFiller: try Init.filler(defaultFiller))
             try CaffeModel.writeCaffemodel(net.exportWeights(), to: out)
             let n = net.layers.reduce(0) { $0 + $1.parameters.reduce(0) { $0 + $1.count } }
             let filled = zip(graph.nodes, net.layers).filter { $0.0.weights.isEmpty && !$0.1.parameters.isEmpty }.map(\.0.name)
@@ -37,6 +42,28 @@ struct Init: ParsableCommand {
             line += filled.isEmpty ? "" : "; filled \(filled.joined(separator: ", ")) (seed \(seed))"
             print(line)
         }
+    }
+}
+
+extension Init {
+    /// The FillerParameter of a --default-filler value (nil: Caffe's rule).
+    static func filler(_ spec: String) throws -> ParamMessage? {
+        var m = ParamMessage()
+        let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+        switch parts.first ?? "" {
+        case "caffe": return nil
+        case "msra", "xavier":
+            guard parts.count == 1 else { break }
+            m.set("type", .string(parts[0]))
+            return m
+        case "gaussian":
+            guard parts.count == 2, let std = Double(parts[1]), std > 0 else { break }
+            m.set("type", .string("gaussian"))
+            m.set("std", .double(std))
+            return m
+        default: break
+        }
+        throw RuntimeError.input("--default-filler '\(spec)': expected msra, xavier, gaussian:STD (STD > 0) or caffe")
     }
 }
 

@@ -15,7 +15,7 @@ struct Score: ParsableCommand {
         abstract: "Score a network on its test data (Caffe's `caffe test`) and collect activation statistics.",
         discussion: """
         The net is built in the TEST phase and fed by its own data layers (IDXData, ImageData);
-        every output blob (Accuracy, losses, ...) is averaged over --iterations batches, as
+        every output blob of up to 64 values (Accuracy, losses, ...) is averaged over --iterations batches, as
         `caffe test -model NET -weights W -iterations N` does. Several weight files are
         comma-separated and copied by layer name in order (later files win).
         --stats BLOB collects, per channel of BLOB (axis 1; over the batch and any spatial
@@ -31,6 +31,9 @@ struct Score: ParsableCommand {
     @Option(help: "Collect per-channel statistics of this blob (repeatable).") var stats: [String] = []
     @Option(help: "Folder for the statistics files (default: the current folder).") var statsOut: String = "."
     @OptionGroup var common: CommonOptions
+
+    /// Output blobs with more elements per batch are not averaged as scores.
+    static let maxScoreSize = 64
 
     func run() throws {
         try reportingErrors {
@@ -54,7 +57,9 @@ struct Score: ParsableCommand {
                 try net.forward([:], plan: plan)
                 var k = 0
                 for v in graph.outputs {
-                    guard let t = net.tensor(v) else { continue }
+                    // Scores (accuracy, losses) are small; a large output blob
+                    // (features) is what --stats is for.
+                    guard let t = net.tensor(v), t.count <= Score.maxScoreSize else { continue }
                     let name = graph.values[v.index].blob
                     for e in 0..<t.count {
                         let label = t.count == 1 ? name : "\(name)[\(e)]"

@@ -12,10 +12,9 @@ import Runtime
 /// Batch-size rule (an InverseSet extension): Caffe nets such as PPGN's fc6
 /// generator hard-code the batch in a Reshape (`dim: 1` / `dim: 10`). When
 /// the replaced range starts at axis 0 and the first new dim is an explicit
-/// number equal to the batch the net was declared with (the first dim of
-/// this layer's input at set-up), that dim follows the actual batch when the
-/// input's first dim changes AND the declared dims would not fit the new
-/// element count. Nets whose dims still fit are reshaped exactly as Caffe
+/// number equal to 1 or to the batch the net was declared with (the first dim
+/// of this layer's input at set-up), that dim follows the actual batch when
+/// it differs AND the declared dims would not fit the new element count. Nets whose dims still fit are reshaped exactly as Caffe
 /// would.
 ///
 /// Forward and backward are plain copies.
@@ -91,8 +90,8 @@ final class ReshapeLayer: LayerBase, BuiltinLayer {
         case .success(let s): return [s]
         case .failure(let e):
             // Batch-size rule: a hard-coded batch follows the actual batch.
-            if start == 0, let declared = declaredBatch, let first = dims.first, first > 0, first == declared,
-               let batch = x.dims.first, batch != declared {
+            if start == 0, let declared = declaredBatch, let first = dims.first, first > 0, first == declared || first == 1,
+               let batch = x.dims.first, batch != first {
                 var adjusted = dims
                 adjusted[0] = batch
                 if case .success(let s) = infer(x, start: start, end: end, newDims: adjusted) { return [s] }

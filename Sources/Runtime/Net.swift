@@ -55,8 +55,13 @@ public final class Net {
     /// from the layers' fillers seeded by `seed`. With `lazyParameters`, layers
     /// without weights get no parameter tensors (enough for shape inference
     /// and `inspect`, not for running).
+    ///
+    /// `defaultWeightFiller` replaces Caffe's default (constant 0) for the
+    /// first parameter blob (the weights) of layers that declare no filler
+    /// type, as deploy prototxts never do; nil keeps Caffe's rule.
     public init(graph: Graph, registry: LayerRegistry, phase: Phase = .test,
-                inputShapes: [String: Shape] = [:], seed: UInt64 = 0, lazyParameters: Bool = false) throws {
+                inputShapes: [String: Shape] = [:], seed: UInt64 = 0, lazyParameters: Bool = false,
+                defaultWeightFiller: ParamMessage? = nil) throws {
         self.graph = graph
         self.phase = phase
         self.context = ExecutionContext(phase: phase, seed: seed)
@@ -96,7 +101,8 @@ public final class Net {
             try Net.checkShapes(outs + layer.parameterShapes, node: node)
             for (v, s) in zip(node.outputs, outs) { shapes[v.index] = s }
             if !(lazyParameters && node.weights.isEmpty) {
-                layer.parameters = try Net.makeParameters(node: node, layer: layer, shared: &shared, rng: &fillRNG)
+                layer.parameters = try Net.makeParameters(node: node, layer: layer, shared: &shared, rng: &fillRNG,
+                                                          defaultWeightFiller: defaultWeightFiller)
             }
             paramSpecs.append(try Net.effectiveParamSpecs(node: node, count: layer.parameterShapes.count))
             layers.append(layer)
@@ -136,7 +142,7 @@ public final class Net {
     /// (shape-checked, legacy 4-d shapes accepted), shared by `param` name, or
     /// filled from the layer's fillers.
     private static func makeParameters(node: Node, layer: any Layer, shared: inout [String: (Tensor, String)],
-                                       rng: inout SplitMix64) throws -> [Tensor] {
+                                       rng: inout SplitMix64, defaultWeightFiller: ParamMessage?) throws -> [Tensor] {
         let wantShapes = layer.parameterShapes
         if !node.weights.isEmpty && node.weights.count != wantShapes.count {
             throw RuntimeError.weightCount(layer: node.name, expected: wantShapes.count, found: node.weights.count)
@@ -162,7 +168,8 @@ public final class Net {
                 }
                 w.data.withUnsafeBufferPointer { t.data.update(from: $0.baseAddress!, count: want.count) }
             } else {
-                let filler = j < layer.parameterFillers.count ? layer.parameterFillers[j] : nil
+                var filler = j < layer.parameterFillers.count ? layer.parameterFillers[j] : nil
+                if j == 0, let d = defaultWeightFiller, !(filler?.has("type") ?? false) { filler = d }
                 try Filler.fill(t, with: filler, rng: &rng, layer: node.name)
             }
             if let name = spec.name, !name.isEmpty { shared[name] = (t, node.name) }
