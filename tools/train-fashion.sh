@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Trains the shipped Fashion-MNIST models with `inverse-set train` and writes
 # them into Models/fashion/ (seeded: the solvers fix random_seed):
-#   classifier.caffemodel, generator.caffemodel, fc6_code_upper_bound.txt,
-#   fc6_code_mean.txt, and evaluation.json (the figures the README quotes).
+#   classifier.caffemodel, generator.caffemodel, fc6_code_upper_bound.txt
+#   (per unit min(max, mean + 3 std) of fc6 on the training set), fc6_code_mean.txt, and evaluation.json (the figures the README quotes).
 # Usage (from anywhere): bash tools/train-fashion.sh [--skip-classifier]
 # Takes about half an hour on 2 cores. Intermediate snapshots go to
 # Models/fashion/work/ (ignored by git).
@@ -38,8 +38,9 @@ acc_json=$($bin score $dir/classifier_train.prototxt --weights $dir/classifier.c
 
 echo "== fc6 code statistics over the 60,000 training images"
 $bin score $dir/fc6_stats.prototxt --weights $dir/classifier.caffemodel --iterations 600 \
-  --stats fc6 --stats-out "$work" | tail -n 1
-cp "$work/fc6.max.txt" "$dir/fc6_code_upper_bound.txt"
+  --stats fc6 --stats-out "$work" | tail -n 2 | head -n 1
+# The code box: per unit min(max, mean + 3 std) over the training set.
+cp "$work/fc6.upper.txt" "$dir/fc6_code_upper_bound.txt"
 cp "$work/fc6.mean.txt" "$dir/fc6_code_mean.txt"
 
 echo "== generator (Models/fashion/generator_solver.prototxt, E and the feature net frozen)"

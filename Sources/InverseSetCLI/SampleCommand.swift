@@ -83,7 +83,8 @@ struct SampleCommand: ParsableCommand {
                 case "ppgn": result = try Baselines.ppgn(sampler, onAccept: write)
                 default:
                     result = try sampler.run(existing: existing, onAccept: write) { pr in
-                        progress.update(step: pr.step, accepted: folder.manifest.samples.count, phase: pr.phase)
+                        progress.update(step: pr.step, accepted: folder.manifest.samples.count,
+                                        phase: "\(pr.phase), \(pr.feasibleWalkers)/\(k) walkers in band")
                     }
                 }
                 totalSteps += result.steps

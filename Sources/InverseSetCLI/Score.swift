@@ -21,7 +21,8 @@ struct Score: ParsableCommand {
         --stats BLOB collects, per channel of BLOB (axis 1; over the batch and any spatial
         axes), the minimum, maximum, mean and standard deviation, written to
         DIR/BLOB.{min,max,mean,std}.txt (whitespace-separated, one value per channel) with
-        --stats-out DIR. The last line of stdout is a JSON object: "iterations", "outputs"
+        --stats-out DIR, and DIR/BLOB.upper.txt = min(max, mean + 3 std), a robust upper
+        bound for code boxes. The last line of stdout is a JSON object: "iterations", "outputs"
         (name -> mean) and, with --stats, "stats" (blob -> file prefix).
         """)
 
@@ -88,7 +89,7 @@ struct Score: ParsableCommand {
                 let prefix = statsOut + "/" + NPY.fileSafe(blob)
                 try collectors[j].write(prefix: prefix)
                 files[blob] = prefix
-                print("\(blob): per-channel min/max/mean/std over \(collectors[j].samples) values each -> \(prefix).{min,max,mean,std}.txt")
+                print("\(blob): per-channel min/max/mean/std over \(collectors[j].samples) values each -> \(prefix).{min,max,mean,std,upper}.txt")
             }
             var summary: [String: Any] = ["iterations": iterations, "outputs": outputs]
             if !files.isEmpty { summary["stats"] = files }
@@ -141,5 +142,8 @@ struct ChannelStats {
         try Toolbox.writeText(line(maximum) { String(format: "%.6g", Double($0)) }, to: prefix + ".max.txt")
         try Toolbox.writeText(line(mean) { String(format: "%.6g", $0) }, to: prefix + ".mean.txt")
         try Toolbox.writeText(line(std) { String(format: "%.6g", $0) }, to: prefix + ".std.txt")
+        // A robust upper bound: mean + 3 std, never above the maximum seen.
+        let upper = zip(zip(mean, std), maximum).map { ms, hi in min(Double(hi), ms.0 + 3 * ms.1) }
+        try Toolbox.writeText(line(upper) { String(format: "%.6g", $0) }, to: prefix + ".upper.txt")
     }
 }

@@ -144,6 +144,7 @@ public final class InverseSetSampler {
         var eta = [Float](repeating: 0.05, count: k)
         var bestViolation = [Float](repeating: .infinity, count: k)
         var sinceProgress = [Int](repeating: 0, count: k)
+        var firstFeasibleStep: Int? = nil
         var lastMerit = [Float](repeating: .infinity, count: k)
         var global: Float = 1
         var closest = [Float](repeating: .nan, count: m)
@@ -206,6 +207,16 @@ public final class InverseSetSampler {
                 } else {
                     sinceProgress[i] += 1
                     if sinceProgress[i] >= settings.stallSteps { restart[i] = true }
+                }
+            }
+            // Seeding that drags on once some walkers are in the band (slow
+            // but steady walkers never count as stalled): the rest restart
+            // next to them.
+            if seeding && feasible.contains(true) {
+                if firstFeasibleStep == nil { firstFeasibleStep = step }
+                if let f = firstFeasibleStep, step - f >= settings.stallSteps {
+                    for i in 0..<k where alive[i] && !feasible[i] { restart[i] = true }
+                    firstFeasibleStep = step
                 }
             }
 
@@ -319,7 +330,7 @@ public final class InverseSetSampler {
                 restarts += 1
                 if let donor = donors.isEmpty ? nil : donors[Int(rng.next() % UInt64(donors.count))] {
                     for j in 0..<d {
-                        codes[i * d + j] = codes[donor * d + j] + 0.05 * codeScale * (2 * rng.uniform() - 1)
+                        codes[i * d + j] = codes[donor * d + j] + 0.01 * codeScale * (2 * rng.uniform() - 1)
                     }
                 } else {
                     let fresh = randomCodes(1)
