@@ -23,6 +23,9 @@ let package = Package(
         // load with `inverse-set --plugin .build/release/libSSDLayersPlugin.so ...`.
         .library(name: "SSDLayersPlugin", type: .dynamic, targets: ["SSDLayersPlugin"]),
         .library(name: "MishPlugin", type: .dynamic, targets: ["MishPlugin"]),
+        // Broken plugins for the loader's error tests.
+        .library(name: "OldABITestPlugin", type: .dynamic, targets: ["OldABITestPlugin"]),
+        .library(name: "NoVersionTestPlugin", type: .dynamic, targets: ["NoVersionTestPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -77,6 +80,9 @@ let package = Package(
                 swiftSettings: optimised),
         .target(name: "MishPlugin", dependencies: ["Runtime", "GraphIR"], path: "Plugins/Mish",
                 swiftSettings: optimised),
+
+        .target(name: "OldABITestPlugin", path: "Tests/PluginFixtures/OldABI"),
+        .target(name: "NoVersionTestPlugin", path: "Tests/PluginFixtures/NoVersion"),
 
         // ---- Tests --------------------------------------------------------------
         .target(name: "TestSupport", dependencies: ["Runtime", "GraphIR", "CaffeImport", "Layers", "ImageIO"],

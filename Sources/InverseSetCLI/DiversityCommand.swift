@@ -8,9 +8,11 @@ struct DiversityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "diversity",
         abstract: "Recompute the metrics of a sample folder (fraction in band, mean pairwise E distance).")
     @Argument(help: "A folder written by `inverse-set sample`.") var dir: String
+    @OptionGroup var common: CommonOptions
 
     func run() throws {
         try reportingErrors {
+            _ = try common.makeRegistry()   // --plugin is accepted (and checked) by every subcommand
             guard let data = FileManager.default.contents(atPath: dir + "/samples.json") else {
                 throw SamplerError("\(dir): no samples.json; is it a folder written by inverse-set sample?")
             }

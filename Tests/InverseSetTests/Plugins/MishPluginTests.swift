@@ -47,6 +47,24 @@ struct MishPluginTests {
         } catch {
             #expect("\(error)".contains("has no entry point"))
         }
+        // Built for another plugin API version, or without the version symbol.
+        do {
+            try PluginLoader.load(path: BuildProducts.plugin("OldABITestPlugin"), into: r)
+            Issue.record("a plugin of another API version must be refused")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("OldABITestPlugin") && text.contains("version 0")
+                    && text.contains("version \(PluginABI.version)") && text.contains("rebuild"), "\(text)")
+        }
+        do {
+            try PluginLoader.load(path: BuildProducts.plugin("NoVersionTestPlugin"), into: r)
+            Issue.record("a plugin without the version symbol must be refused")
+        } catch {
+            #expect("\(error)".contains(PluginABI.versionSymbol), "\(error)")
+        }
+        // The CLI says the same in one line and exits 1.
+        let cli = try runCLI(["layers", "--plugin", BuildProducts.plugin("OldABITestPlugin")])
+        #expect(cli.status == 1 && cli.stderr.contains("version 0"), "\(cli.stderr)")
         // Registering a type twice is an error unless replacing.
         try PluginLoader.load(path: BuildProducts.plugin("MishPlugin"), into: r)
         #expect(throws: RuntimeError.self) { try PluginLoader.load(path: BuildProducts.plugin("MishPlugin"), into: r) }

@@ -351,4 +351,25 @@ struct SSDPluginTests {
             #expect(text.contains(field), "\(text)")
         }
     }
+
+    /// The whole SSD head through the command line, as a user runs it: with
+    /// --plugin it matches real (SSD-fork) Caffe; without it, it stops with a
+    /// one-line error naming the missing type.
+    @Test func ssdHeadThroughTheCommandLine() throws {
+        let dir = Self.fixture("ssd_head"), out = try temporaryDirectory("ssd")
+        let args = ["run", dir + "/net.prototxt", "--weights", dir + "/weights.caffemodel",
+                    "--input", "data=\(dir)/in_data.npy", "--out", out,
+                    "--top-diff", "conv_flat=\(dir)/topdiff_conv_flat.npy"]
+        let r = try runCLI(args + ["--plugin", BuildProducts.plugin("SSDLayersPlugin")])
+        try #require(r.status == 0, "\(r.stderr)")
+        for blob in ["conv_norm", "conv_perm", "conv_flat", "conv_priorbox"] {
+            let ours = try NPY.read(out + "/fwd_\(blob).npy"), ref = try NPY.read(dir + "/fwd_\(blob).npy")
+            #expect(relativeError(ours.array, ref.array) <= 1e-4, "\(blob)")
+        }
+        let g = try NPY.read(out + "/grad_data.npy"), gref = try NPY.read(dir + "/grad_data.npy")
+        #expect(relativeError(g.array, gref.array) <= 5e-3)
+        let without = try runCLI(args)
+        #expect(without.status == 1 && without.stderr.contains("Normalize") || without.stderr.contains("Permute"),
+                "\(without.stderr)")
+    }
 }

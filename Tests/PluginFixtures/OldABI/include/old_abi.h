@@ -1,0 +1,2 @@
+int inverse_set_plugin_abi_version(void);
+int inverse_set_plugin_register(void *registry, const char *origin);
