@@ -57,6 +57,11 @@ def bench_caffe(path, batch, repeats):
     caffe.set_mode_cpu()
     net = parse(path)
     net.force_backward = True
+    # A Reshape that hard-codes batch 1 (the fc6 generator) must follow the
+    # batch in Caffe too: dim 0 = "copy the input's first dim".
+    for l in net.layer:
+        if l.type == "Reshape" and l.reshape_param.shape.dim and l.reshape_param.shape.dim[0] > 0:
+            l.reshape_param.shape.dim[0] = 0
     name, shape = input_shape(net, batch)
     with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
         from google.protobuf import text_format
