@@ -18,7 +18,9 @@ struct SampleCommand: ParsableCommand {
         Output (written as produced; rerun the same command to resume an interrupted run):
         DIR/sheet.png, DIR/samples/NNNN.png, DIR/samples.json, DIR/codes.npy, DIR/embeddings.npy,
         DIR/report.html. The last line printed is a JSON summary:
-        {"accepted", "in_band", "diversity", "steps", "seconds", "trunk_passes_per_step"}.
+        {"accepted", "in_band", "diversity", "steps", "seconds", "trunk_passes_per_step"};
+        trunk_passes_per_step counts the forward passes of f (and of a separate E) per evaluation
+        of the K walkers: 1 when E is f cut at a blob, whose trunk then serves both.
         """)
 
     @Option(help: "Pipeline file naming G, f and E (default: Models/fashion/pipeline.json).")
@@ -99,7 +101,9 @@ struct SampleCommand: ParsableCommand {
             let inBand = allActs.isEmpty ? 0 : Double(zip(allActs, allBands).filter { a, bs in zip(a, bs).allSatisfy { $1.contains($0) } }.count) / Double(allActs.count)
             let diversity = Metrics.meanPairwiseDistance(folder.embeddings)
             let seconds = Date().timeIntervalSince(started)
-            let perStep = totalSteps > 0 ? Double(p.trunkPasses) / Double(totalSteps) : 0
+            // Passes of f's trunk and of a separate E per evaluation of the walkers:
+            // 1 when E is f cut at a blob (the trunk serves both), 2 otherwise.
+            let perStep = p.evaluations > 0 ? Double(p.trunkPasses + p.encoderPasses) / Double(p.evaluations) : 0
             folder.manifest.summary = ["accepted": Double(folder.manifest.samples.count), "in_band": inBand,
                                        "diversity": diversity, "steps": Double(totalSteps), "seconds": seconds,
                                        "trunk_passes_per_step": perStep]

@@ -51,6 +51,9 @@ public final class Pipeline {
     /// Forward passes of the classifier trunk so far (one per step when E is a cut).
     public private(set) var trunkPasses = 0
     public private(set) var encoderPasses = 0
+    /// Evaluations of the walkers (`forward` calls): one per step, plus the
+    /// last one of each run, which accepts without stepping.
+    public private(set) var evaluations = 0
 
     let gIn: ValueID, gOut: ValueID, fIn: ValueID, eOut: ValueID, eIn: ValueID?
     private var gPlan: BackwardPlan?, fPlan: BackwardPlan?, ePlan: BackwardPlan?
@@ -144,6 +147,7 @@ public final class Pipeline {
         glue.forward(g, x!)
         try classifier.forward([classifier.graph.values[fIn.index].blob: x!], plan: fPlan)
         trunkPasses += 1
+        evaluations += 1
         var acts = [[Float]](repeating: [], count: k)
         for i in 0..<k { acts[i] = neurons.map { n in n.activation(classifier.tensor(n.value)!, sample: i) } }
         let e: Tensor

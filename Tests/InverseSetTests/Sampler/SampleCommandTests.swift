@@ -15,7 +15,9 @@ struct SampleCommandTests {
     let lenet = Paths.models + "/lenet_mnist/lenet.prototxt"
     let lenetWeights = Paths.models + "/lenet_mnist/lenet_iter_10000.caffemodel"
 
-    struct Summary: Decodable { var accepted: Int; var in_band: Double; var steps: Int; var diversity: Double }
+    struct Summary: Decodable {
+        var accepted: Int; var in_band: Double; var steps: Int; var diversity: Double; var trunk_passes_per_step: Double
+    }
     struct Manifest: Decodable {
         struct Row: Decodable { var activations: [Float]; var band: Int; var step: Int; var file: String }
         var samples: [Row]
@@ -55,6 +57,8 @@ struct SampleCommandTests {
         #expect(r.status == 0, "\(r.stderr)")
         let summary = try #require(s)
         #expect(summary.accepted == 24 && summary.in_band == 1 && summary.steps > 0)
+        // E = LeNet cut at ip1: one pass of the shared trunk per evaluation.
+        #expect(summary.trunk_passes_per_step == 1)
         let m = try manifest(dir)
         #expect(m.samples.count == 24)
         let (rows, _) = try recheck(dir, blob: "ip2")
