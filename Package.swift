@@ -7,9 +7,28 @@
 //   system libraries -> CaffeSchema (generated C) -> CaffeImport -> GraphIR
 //   GraphIR -> Runtime (tensors, kernels, registry, executor) -> Layers
 //   Runtime + ImageIO -> Sampler -> inverse-set (CLI)
+import Foundation
 import PackageDescription
 
 let optimised: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+// The numeric kernels (Layers) are compiled for the CPU the package is built
+// on when it has AVX2 and FMA (Haswell level, x86-64-v3), as -march=native would; elsewhere
+// for the baseline. Set INVERSE_SET_PORTABLE=1 to force the baseline.
+let hostHasAVX2: Bool = {
+    #if arch(x86_64) && os(Linux)
+    if ProcessInfo.processInfo.environment["INVERSE_SET_PORTABLE"] == "1" { return false }
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
+    let flags = info.split(separator: "\n").first { $0.hasPrefix("flags") } ?? ""
+    let set = Set(flags.split(separator: " ").map(String.init))
+    return set.contains("avx2") && set.contains("fma") && set.contains("bmi2")
+    #else
+    return false
+    #endif
+}()
+let kernels: [SwiftSetting] = hostHasAVX2
+    ? [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
+    : optimised
 
 let package = Package(
     name: "InverseSet",
@@ -58,7 +77,7 @@ let package = Package(
         .target(name: "Runtime", dependencies: ["GraphIR", "CBLAS"], swiftSettings: optimised),
 
         // ---- Built-in layers, registered like plugins ------------------------
-        .target(name: "Layers", dependencies: ["Runtime", "GraphIR", "CBLAS", "CZlib"], swiftSettings: optimised),
+        .target(name: "Layers", dependencies: ["Runtime", "GraphIR", "CBLAS", "CZlib"], swiftSettings: kernels),
 
         // ---- Images and arrays on disk ---------------------------------------
         .target(name: "ImageIO", dependencies: ["Runtime", "CPNG"], swiftSettings: optimised),

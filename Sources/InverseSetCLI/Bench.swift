@@ -18,10 +18,11 @@ struct Bench: ParsableCommand {
         """)
 
     @Argument(help: "Network definition (.prototxt).") var prototxt: String
-    @Option(help: "Weights (.caffemodel); default: fillers.") var weights: String?
+    @Option(help: "Weights (.caffemodel); default: the layers' fillers, msra where none is declared.") var weights: String?
     @Option(help: "Batch size.") var batch: Int = 10
     @Flag(help: "Also time forward + backward to the inputs.") var backward = false
     @Option(help: "Timed repeats (after 2 warm-up runs).") var repeats: Int = 7
+    @Flag(help: "Also print each layer's forward and backward time (mean over the repeats).") var layers = false
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -43,7 +44,10 @@ struct Bench: ParsableCommand {
                 for i in 0..<t.count { t[i] = rng.gaussian() }
                 feeds[blob] = t
             }
-            let net = try Net(graph: graph, registry: registry, inputShapes: shapes, seed: 1)
+            // Without weights: msra for the weights deploy prototxts leave to
+            // Caffe's all-zero default (zeros would make sparse paths look fast).
+            let net = try Net(graph: graph, registry: registry, inputShapes: shapes, seed: 1,
+                              defaultWeightFiller: weights == nil ? try Init.filler("msra") : nil)
             try net.forward(feeds)
             let macs = net.macs.reduce(0, +)
             let forwardMs = median(try (0..<(repeats + 2)).map { _ in try time { try net.forward(feeds) } }.dropFirst(2))
@@ -59,6 +63,26 @@ struct Bench: ParsableCommand {
                         _ = try net.backward(seeds: seeds, plan: plan)
                     }
                 }.dropFirst(2))
+            }
+            if layers {
+                // A separate profiled run, so the timing hooks do not touch the figures above.
+                net.profiling = true
+                let plan = backward ? try net.plan(seeds: graph.outputs, gradientsFor: graph.inputs) : nil
+                var seeds: [ValueID: Tensor] = [:]
+                for o in graph.outputs { seeds[o] = Tensor(shape: net.shapes[o.index], repeating: 1) }
+                for _ in 0..<repeats {
+                    try net.forward(feeds, plan: plan)
+                    if let plan { _ = try net.backward(seeds: seeds, plan: plan) }
+                }
+                net.profiling = false
+                func pad(_ s: String, _ w: Int) -> String { s.padding(toLength: max(w, s.count), withPad: " ", startingAt: 0) }
+                print(pad("layer", 16) + " " + pad("type", 14) + "     fwd ms     bwd ms   MACs G")
+                for (i, node) in graph.nodes.enumerated() {
+                    let f = i < net.forwardTimes.count ? net.forwardTimes[i] / Double(repeats) : 0
+                    let b = i < net.backwardTimes.count ? net.backwardTimes[i] / Double(repeats) : 0
+                    print(pad(node.name, 16) + " " + pad(node.type, 14)
+                          + String(format: " %10.2f %10.2f %8.3f", f, b, Double(net.layers[i].macs) / 1e9))
+                }
             }
             let flops = 2.0 * Double(macs) * (backward ? 2 : 1)
             let boundMs = flops / (gemmRate * 1e9) * 1e3

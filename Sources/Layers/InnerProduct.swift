@@ -124,7 +124,11 @@ final class InnerProductLayer: LayerBase, BuiltinLayer {
             }
         }
         if let dx = pass.inputGrads[0]?.data {
-            gemm(transB: transpose, m: m, n: k, k: n, a: dy, b: w, c: dx)
+            if !transpose && m <= 10 && n * k >= 1 << 16 {
+                denseSmallBatchGemmNN(m: m, n: n, k: k, dy: dy, w: w, dx: dx)   // streams W once
+            } else {
+                gemm(transB: transpose, m: m, n: k, k: n, a: dy, b: w, c: dx)
+            }
         }
     }
 }

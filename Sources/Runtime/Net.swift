@@ -1,3 +1,4 @@
+import Dispatch
 import GraphIR
 
 /// Which gradients a backward pass must produce, fixed before the forward
@@ -43,6 +44,12 @@ public final class Net {
     /// lr_mult 0, as in Caffe. A blob with lr_mult 0 gets no gradient.
     public private(set) var paramSpecs: [[ParamSpec]] = []
     public let context: ExecutionContext
+
+    /// When true, forward and backward add each layer's wall time (ms) to
+    /// `forwardTimes` / `backwardTimes` (for `bench --layers`).
+    public var profiling = false
+    public var forwardTimes: [Double] = []
+    public var backwardTimes: [Double] = []
 
     private var tensors: [Tensor?]
     private var isInputNode: [Bool]
@@ -315,7 +322,14 @@ public final class Net {
                 tensors[v.index] = t
                 return t
             }
-            try layers[i].forward(ins, outs, context)
+            if profiling {
+                if forwardTimes.count != n { forwardTimes = Array(repeating: 0, count: n) }
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try layers[i].forward(ins, outs, context)
+                forwardTimes[i] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            } else {
+                try layers[i].forward(ins, outs, context)
+            }
             if let plan {
                 for v in Set(node.inputs + node.outputs) where plan.lastUse[v.index] <= i && plan.lastUse[v.index] < n {
                     release(v)
@@ -398,7 +412,14 @@ public final class Net {
             }
             let pass = BackwardPass(inputs: node.inputs.map(present), outputs: node.outputs.map(present),
                                     outputGrads: outGrads, inputGrads: inGrads, paramGrads: pg)
-            try layers[i].backward(pass, context)
+            if profiling {
+                if backwardTimes.count != nn { backwardTimes = Array(repeating: 0, count: nn) }
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try layers[i].backward(pass, context)
+                backwardTimes[i] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            } else {
+                try layers[i].backward(pass, context)
+            }
             for t in standIns { pool.give(t) }
             for (v, t) in pending { grads[v.index]!.add(t); pool.give(t) }
             // Free what no earlier step needs.
