@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GraphIR
 import Runtime
+import Sampler
 
 /// `inverse-set bench NET.prototxt [--weights W] --batch N [--backward] [--threads T]`
 struct Bench: ParsableCommand {
@@ -17,7 +18,10 @@ struct Bench: ParsableCommand {
            --backward), "bound_ms", "ratio_to_bound", "peak_rss_mb"}
         """)
 
-    @Argument(help: "Network definition (.prototxt).") var prototxt: String
+    @Argument(help: "Network definition (.prototxt); or give --pipeline.") var prototxt: String?
+    @Option(help: "Time one sampler step of this pipeline instead: G forward, glue, f forward, backward from a neuron and E's blob to the codes.")
+    var pipeline: String?
+    @Option(help: "With --pipeline: the neuron whose gradient is seeded (with E's).") var neuron: String = "fc8:0"
     @Option(help: "Weights (.caffemodel); default: the layers' fillers, msra where none is declared.") var weights: String?
     @Option(help: "Batch size.") var batch: Int = 10
     @Flag(help: "Also time forward + backward to the inputs.") var backward = false
@@ -28,6 +32,11 @@ struct Bench: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let registry = try common.makeRegistry()
+            if let pipeline {
+                try benchSamplerStep(pipeline, registry: registry)
+                return
+            }
+            guard let prototxt else { throw ValidationError("give a NET.prototxt or --pipeline P.json") }
             let graph = try Toolbox.load(prototxt, weights: weights)
             let gemmRate = measureGEMM(repeats: max(5, repeats))
             var shapes: [String: Shape] = [:]
@@ -105,6 +114,49 @@ struct Bench: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }
+    }
+}
+
+extension Bench {
+    /// One step of the sampler at K = --batch walkers: G forward, glue, f
+    /// forward (its trunk also gives E), backward from the neuron and from E's
+    /// blob through f, the glue and G to the codes. The lower bound counts
+    /// the GEMM FLOPs of G and f, forward and backward to the input.
+    func benchSamplerStep(_ path: String, registry: LayerRegistry) throws {
+        let loaded = try LoadedPipeline.load(path, registry: registry)
+        let p = loaded.pipeline
+        try p.setNeurons([(try NeuronSpec(parsing: neuron), try Band(low: 0, high: 1))])
+        let gemmRate = measureGEMM(repeats: max(5, repeats))
+        let d = p.codeSize
+        var rng = SplitMix64(seed: 1)
+        let codes = Tensor(shape: [batch, d])
+        for i in 0..<codes.count { codes[i] = loaded.initLow.isEmpty ? rng.uniform()
+            : loaded.initLow[i % d] + (loaded.initHigh[i % d] - loaded.initLow[i % d]) * rng.uniform() }
+        var dE: Tensor? = nil
+        let step: () throws -> Void = {
+            let ev = try p.forward(codes)
+            if dE == nil { dE = Tensor(shape: ev.embeddings.shape, repeating: 1e-3) }
+            _ = try p.backward(dActivations: Array(repeating: [1], count: self.batch), dEmbeddings: dE)
+        }
+        try step()
+        let ms = median(try (0..<(repeats + 2)).map { _ in try time(step) }.dropFirst(2))
+        let macs = p.generator.macs.reduce(0, +) + p.classifier.macs.reduce(0, +)
+            + (p.encoder?.macs.reduce(0, +) ?? 0)
+        let flops = 4.0 * Double(macs)
+        let boundMs = flops / (gemmRate * 1e9) * 1e3
+        let rss = peakRSSMegabytes()
+        print("pipeline       \(path)")
+        print("walkers        \(batch), BLAS threads \(blasThreads())")
+        print(String(format: "GEMM work      %.1f GFLOP per step (G and f, forward + backward)", flops / 1e9))
+        print(String(format: "SGEMM rate     %.1f GFLOP/s (1024^3, median)", gemmRate))
+        print(String(format: "sampler step   %.1f ms", ms))
+        print(String(format: "lower bound    %.1f ms -> ratio %.2f", boundMs, ms / boundMs))
+        print(String(format: "peak RSS       %.0f MB", rss))
+        let json: [String: Any] = ["macs": macs, "gemm_gflops": round1(gemmRate), "step_ms": round1(ms),
+                                   "bound_ms": round1(boundMs), "ratio_to_bound": (ms / boundMs * 1000).rounded() / 1000,
+                                   "peak_rss_mb": round1(rss), "trunk_passes_per_step": Double(p.trunkPasses + p.encoderPasses) / Double(max(1, p.evaluations))]
+        let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
     }
 }
 

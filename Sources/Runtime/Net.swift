@@ -66,9 +66,18 @@ public final class Net {
     /// `defaultWeightFiller` replaces Caffe's default (constant 0) for the
     /// first parameter blob (the weights) of layers that declare no filler
     /// type, as deploy prototxts never do; nil keeps Caffe's rule.
-    public init(graph: Graph, registry: LayerRegistry, phase: Phase = .test,
+    ///
+    /// The net keeps the graph without its weight blobs (the parameters hold
+    /// them); a caller that passes its last reference to the graph lets each
+    /// blob be freed as soon as it is copied, so loading needs little more
+    /// memory than the weights themselves.
+    public init(graph: consuming Graph, registry: LayerRegistry, phase: Phase = .test,
                 inputShapes: [String: Shape] = [:], seed: UInt64 = 0, lazyParameters: Bool = false,
                 defaultWeightFiller: ParamMessage? = nil) throws {
+        var source = graph
+        var stripped = source
+        for i in stripped.nodes.indices { stripped.nodes[i].weights = [] }
+        let graph = stripped
         self.graph = graph
         self.phase = phase
         self.context = ExecutionContext(phase: phase, seed: seed)
@@ -91,7 +100,9 @@ public final class Net {
         }
         var shared: [String: (Tensor, String)] = [:]
         var fillRNG = SplitMix64(seed: seed)
-        for (i, node) in graph.nodes.enumerated() {
+        for i in source.nodes.indices {
+            let node = source.nodes[i]
+            source.nodes[i].weights = []   // `node` holds the blobs until they are copied
             let ins = node.inputs.map { shapes[$0.index] }
             let layer = try registry.make(LayerContext(node: node, inputShapes: ins, phase: phase))
             let outs: [Shape]

@@ -89,4 +89,18 @@ struct CommandLineTests {
         env["INVERSE_SET_PLUGINS"] = BuildProducts.plugin("MishPlugin")
         #expect(try runCLI(["layers"], environment: env).stdout.contains("Mish"))
     }
+
+    /// `bench` on a net and on one sampler step prints its figures and a JSON line.
+    @Test func benchReportsRatiosToTheGEMMBound() throws {
+        let r = try runCLI(["bench", lenet, "--weights", lenetWeights, "--batch", "4", "--backward", "--repeats", "2", "--layers"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try json(r.lastLine)
+        #expect((j["macs"] as? Int ?? 0) == 4 * 2_293_000 && (j["ratio_to_bound"] as? Double ?? 0) > 0)
+        #expect(r.stdout.contains("conv1") && r.stdout.contains("fwd ms"))
+        let s = try runCLI(["bench", "--pipeline", Paths.root + "/Tests/Fixtures/sampler/pipeline.json",
+                            "--batch", "4", "--repeats", "2", "--neuron", "ip2:3"])
+        #expect(s.status == 0, "\(s.stderr)")
+        let k = try json(s.lastLine)
+        #expect(k["trunk_passes_per_step"] as? Double == 1 && (k["step_ms"] as? Double ?? 0) > 0)
+    }
 }
