@@ -76,6 +76,29 @@ struct BinaryFormatTests {
         #expect(model.messages("layer").map { try! $0.string("name") } == g.nodes.map(\.name))
     }
 
+    /// Blobs stored as double_data (and with legacy num/channels/height/width
+    /// headers) load as float weights of the declared shape.
+    @Test func doubleDataAndLegacyHeaders() throws {
+        let text = """
+        name: "d"
+        layer { name: "ip" type: "InnerProduct"
+                blobs { shape { dim: 2 dim: 3 } double_data: 0.5 double_data: -1.25 double_data: 2
+                        double_data: 3 double_data: 4.5 double_data: -6 }
+                blobs { num: 1 channels: 1 height: 1 width: 2 data: 0.25 data: -0.75 } }
+        """
+        let tree = try CaffeModel.parseText(text, file: "d.prototxt", schema: CaffeSchemaRegistry.shared.netParameter)
+        let path = try tempFile(try CaffeModel.encodeBinary(tree), "double.caffemodel")
+        let prototxt = try tempFile(Array("""
+        input: "x" input_shape { dim: 1 dim: 3 }
+        layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y" inner_product_param { num_output: 2 } }
+        """.utf8), "double.prototxt")
+        let g = try CaffeModel.load(prototxt: prototxt, weights: path)
+        #expect(g.nodes[1].weights.map(\.data) == [[0.5, -1.25, 2, 3, 4.5, -6], [0.25, -0.75]])
+        let net = try Net(graph: g, registry: try builtinRegistry())
+        try net.forward(["x": Tensor(shape: [1, 3], values: [1, 1, 1])])
+        #expect(try net.blob("y")!.array == [1.5, 0.75])
+    }
+
     /// Flip, drop and duplicate bytes of valid files (seeded): every mutant
     /// either loads or throws; none crashes.
     @Test func mutationNeverCrashesTheReaders() throws {
