@@ -6,3 +6,6 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh
 swift build -c release --build-tests
 swift test -c release --skip-build "$@"
+# The plugin guide, followed verbatim from an empty folder (its own package
+# against the InverseSet library product), built, loaded and checked.
+bash tools/check-plugin-guide.sh "$(mktemp -d)"

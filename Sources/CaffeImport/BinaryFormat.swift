@@ -1,4 +1,5 @@
 import CaffeSchema
+import Foundation
 import CProtobufC
 import GraphIR
 
@@ -11,7 +12,12 @@ import GraphIR
 /// 233 MB file decodes in one go).
 enum BinaryFormat {
     /// Decodes `bytes` as a message of `schemaName` ("caffe.NetParameter").
-    static func decode(_ bytes: [UInt8], schemaName: String, file: String) throws -> ParamMessage {
+    ///
+    /// Memory: the file's bytes are released as soon as protobuf-c has unpacked
+    /// them (when the caller passed its last reference), and each blob's C
+    /// array as soon as it is copied, so a large caffemodel peaks near twice
+    /// its size rather than three times.
+    static func decode(_ bytes: consuming [UInt8], schemaName: String, file: String) throws -> ParamMessage {
         let reg = CaffeSchemaRegistry.shared
         guard let schema = reg.schema(schemaName), let desc = reg.descriptor(schemaName) else {
             throw ImportError.file(file, "internal: no schema for \(schemaName)")
@@ -21,6 +27,7 @@ enum BinaryFormat {
         let raw = bytes.withUnsafeBufferPointer { buf in
             protobuf_c_message_unpack(desc, nil, buf.count, buf.baseAddress)
         }
+        _ = consume bytes
         guard let msg = raw else {
             throw ImportError.binary(file: file, offset: 0, path: "",
                                      message: "protobuf-c could not decode the file (corrupt or not a \(TextFormatParser.shortName(schemaName)))")
@@ -102,6 +109,15 @@ enum BinaryFormat {
 
     // MARK: - C struct -> ParamMessage
 
+    /// Frees a copied numeric array of an unpacked message and empties the
+    /// field, so `protobuf_c_message_free_unpacked` skips it. (Unpacked with
+    /// the default allocator, which is malloc.)
+    private static func releaseRepeated(_ arr: UnsafeRawPointer, at field: UnsafeRawPointer, count: UnsafeRawPointer) {
+        free(UnsafeMutableRawPointer(mutating: arr))
+        UnsafeMutableRawPointer(mutating: field).storeBytes(of: nil, as: UnsafeRawPointer?.self)
+        UnsafeMutableRawPointer(mutating: count).storeBytes(of: 0, as: Int.self)
+    }
+
     /// Walks a decoded protobuf-c message through its descriptor. Blob data
     /// (repeated float/double) becomes one `.floatArray` value.
     static func convert(_ m: UnsafeRawPointer, _ d: UnsafePointer<ProtobufCMessageDescriptor>,
@@ -117,9 +133,11 @@ enum BinaryFormat {
                 switch f.type {
                 case PROTOBUF_C_TYPE_FLOAT:
                     out.append(name, .floatArray(Array(UnsafeBufferPointer(start: arr.assumingMemoryBound(to: Float.self), count: n))))
+                    releaseRepeated(arr, at: field, count: m + Int(f.quantifier_offset))
                 case PROTOBUF_C_TYPE_DOUBLE:
                     let p = arr.assumingMemoryBound(to: Double.self)
                     out.append(name, .floatArray((0..<n).map { Float(p[$0]) }))
+                    releaseRepeated(arr, at: field, count: m + Int(f.quantifier_offset))
                 default:
                     let stride = elementSize(f.type)
                     for k in 0..<n {
