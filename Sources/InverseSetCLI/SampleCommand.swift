@@ -21,6 +21,10 @@ struct SampleCommand: ParsableCommand {
         {"accepted", "in_band", "diversity", "steps", "seconds", "trunk_passes_per_step"};
         trunk_passes_per_step counts the forward passes of f (and of a separate E) per evaluation
         of the K walkers: 1 when E is f cut at a blob, whose trunk then serves both.
+        Exit status: 0 when every band got its n samples; 2 when a band did not within
+        --max-steps (what was found is kept, and stderr names the closest activations reached);
+        1 on an error. Walkers that produce NaN or Inf restart from fresh codes (reported on
+        stderr); no such sample is written.
         """)
 
     @Option(help: "Pipeline file naming G, f and E (default: Models/fashion/pipeline.json).")
@@ -63,6 +67,7 @@ struct SampleCommand: ParsableCommand {
             let started = Date()
             var totalSteps = 0
             var notes: [String] = []
+            var bandsShort = 0   // bands that ended without n samples (exit code 2)
             let progress = Progress(total: n * bandSets.count)
             for (b, bands) in bandSets.enumerated() {
                 try p.setNeurons(zip(specs, bands).map { ($0, $1) })
@@ -90,7 +95,11 @@ struct SampleCommand: ParsableCommand {
                     }
                 }
                 totalSteps += result.steps
+                if result.nonFiniteResets > 0 {
+                    notes.append("band \(b) \(bands): \(result.nonFiniteResets) time(s) a walker's activations or features were NaN or Inf; it was stopped and restarted from a fresh code (no such sample is written)")
+                }
                 if !result.reachedTarget {
+                    bandsShort += 1
                     let closest = zip(specs, result.closest).map { "\($0)=\($1)" }.joined(separator: ", ")
                     notes.append("band \(b) \(bands): only \(result.samples.count) of \(n) samples after \(result.steps) steps; closest activations reached: \(closest)")
                 }
@@ -117,7 +126,7 @@ struct SampleCommand: ParsableCommand {
                                           "trunk_passes_per_step": perStep]
             let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
-            if !notes.isEmpty { throw ExitCode(2) }
+            if bandsShort > 0 { throw ExitCode(2) }
         }
     }
 }

@@ -214,4 +214,17 @@ struct SampleCommandTests {
         #expect(s?.accepted == 0 && s?.steps == 60)
         #expect(FileManager.default.fileExists(atPath: dir + "/samples.json"))
     }
+
+    @Test func nonFiniteWalkersRestartAndNoNaNIsWritten() throws {
+        let dir = try temporaryDirectory("nan")
+        let r = try runCLI(["sample", "--pipeline", Paths.root + "/Tests/Fixtures/sampler/nan_pipeline.json",
+                            "--neuron", "ip2:3=3:8", "-n", "20", "--seed", "0", "--out", dir, "--threads", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("NaN or Inf") && r.stderr.contains("restarted"), "\(r.stderr)")
+        let m = try manifest(dir)
+        #expect(m.samples.count == 20)
+        #expect(m.samples.allSatisfy { $0.activations.allSatisfy(\.isFinite) && $0.activations[0] >= 3 && $0.activations[0] <= 8 })
+        #expect(try NPY.read(dir + "/codes.npy").array.allSatisfy(\.isFinite))
+        #expect(try NPY.read(dir + "/embeddings.npy").array.allSatisfy(\.isFinite))
+    }
 }
