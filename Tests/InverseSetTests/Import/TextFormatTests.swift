@@ -1,6 +1,8 @@
 import Testing
 import CaffeImport
 import GraphIR
+import Layers
+import Runtime
 import TestSupport
 
 /// The prototxt parser: the text format's syntax, schema checks and errors.
@@ -71,6 +73,14 @@ struct TextFormatTests {
                      "lenet_mnist/lenet.prototxt", "mtcnn/det1.prototxt", "mtcnn/det2.prototxt", "mtcnn/det3.prototxt"] {
             let g = try CaffeModel.load(prototxt: Paths.models + "/" + path)
             #expect(!g.nodes.isEmpty, "\(path)")
+            // Shape inference through every layer (no weights needed).
+            let net = try Net(graph: g, registry: try builtinRegistry(), lazyParameters: true)
+            #expect(net.shapes.allSatisfy { $0.checkedCount != nil }, "\(path)")
+        }
+        for path in ["classifier_deploy", "generator_deploy", "classifier_train", "generator_train",
+                     "fc6_stats", "reconstruction_eval"] {
+            let g = try CaffeModel.load(prototxt: Paths.models + "/fashion/" + path + ".prototxt")
+            _ = try Net(graph: g, registry: try builtinRegistry(), lazyParameters: true)
         }
     }
 }
