@@ -62,7 +62,21 @@ struct CommandLineTests {
         let typo = write("typo.prototxt", "layer { name: \"c\" type: \"Convolution\" convolution_param { kernal_size: 3 } }\n")
         let unknown = write("unknown.prototxt", "input: \"x\" input_shape { dim: 1 dim: 2 }\nlayer { name: \"p\" type: \"Permute\" bottom: \"x\" top: \"y\" }\n")
         let empty = write("empty.prototxt", "")
+        let badEnum = write("enum.prototxt", "input: \"x\" input_shape { dim: 1 dim: 1 dim: 4 dim: 4 }\nlayer { name: \"p\" type: \"Pooling\" bottom: \"x\" top: \"y\" pooling_param { pool: MAXIMUM } }\n")
+        let noBottom = write("nobottom.prototxt", "input: \"x\" input_shape { dim: 1 dim: 2 }\nlayer { name: \"r\" type: \"ReLU\" bottom: \"z\" top: \"y\" }\n")
+        let twoWriters = write("two.prototxt", "input: \"x\" input_shape { dim: 1 dim: 2 }\nlayer { name: \"a\" type: \"ReLU\" bottom: \"x\" top: \"y\" }\nlayer { name: \"b\" type: \"Sigmoid\" bottom: \"x\" top: \"y\" }\n")
+        // A real caffemodel cut in half, and one whose first length prefix runs past the end.
+        let weights = try Data(contentsOf: URL(fileURLWithPath: lenetWeights))
+        let truncated = dir + "/truncated.caffemodel"
+        FileManager.default.createFile(atPath: truncated, contents: weights.prefix(weights.count / 2))
+        let liar = dir + "/liar.caffemodel"
+        FileManager.default.createFile(atPath: liar, contents: Data([0x0a, 0xff, 0xff, 0x03, 0x41, 0x42]))
         let cases: [([String], String)] = [
+            (["inspect", badEnum], "enum.prototxt:2:"),
+            (["inspect", noBottom], "'z'"),
+            (["inspect", twoWriters], "'y'"),
+            (["inspect", lenet, "--weights", truncated], "truncated.caffemodel"),
+            (["inspect", lenet, "--weights", liar], "liar.caffemodel"),
             (["inspect", typo], "typo.prototxt:1:59: unknown field 'kernal_size'"),
             (["inspect", unknown], "layer 'p' has type 'Permute'"),
             (["inspect", empty], "empty.prototxt: file is empty"),

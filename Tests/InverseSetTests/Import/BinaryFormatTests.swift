@@ -49,7 +49,8 @@ struct BinaryFormatTests {
         #expect(message { _ = try CaffeModel.readCaffemodel(NSTemporaryDirectory()) }.contains("is a directory"))
 
         let garbage = try tempFile([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
-        #expect(!message { _ = try CaffeModel.readCaffemodel(garbage) }.isEmpty)
+        let garbled = message { _ = try CaffeModel.readCaffemodel(garbage) }
+        #expect(garbled.contains(garbage) && garbled.contains("byte 0"), "\(garbled)")
     }
 
     @Test func weightsThatDoNotFitThePrototxt() throws {
