@@ -120,6 +120,8 @@ public enum CaffeModel {
                 idx = try g.addLayer(name: name, type: type, bottoms: bottoms, tops: tops, params: params,
                                      location: layer.location)
             } catch let e as GraphError {
+                // The error already starts with file:line:col when the layer has one.
+                if layer.location != nil { throw ImportError.located(e.description) }
                 throw ImportError.network(file: file, e.description)
             }
             g.nodes[idx].paramSpecs = try layer.messages("param").map {

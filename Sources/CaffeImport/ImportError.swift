@@ -10,6 +10,8 @@ public enum ImportError: Error, CustomStringConvertible, Sendable {
     case file(String, String)
     /// A problem in the network as a whole (names, upgrades, weights).
     case network(file: String, String)
+    /// A message that already names its file and position.
+    case located(String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum ImportError: Error, CustomStringConvertible, Sendable {
             return "\(file): byte \(offset)\(path.isEmpty ? "" : " (in \(path))"): \(m)"
         case let .file(f, m): return "\(f): \(m)"
         case let .network(f, m): return "\(f): \(m)"
+        case let .located(m): return m
         }
     }
 }
