@@ -6,6 +6,7 @@ import Sampler
 enum Report {
     static func write(folder: SampleFolder, bandSets: [[Band]], neurons: [String], method: String,
                       notes: [String], labels: [String]) throws {
+        // `labels[k]`: the class name of neuron k, or "" (see SampleCommand.neuronLabels).
         let dir = folder.dir
         let records = folder.manifest.samples
         // Sheet: one labelled row per band when there are several, else a square grid.
@@ -72,7 +73,8 @@ enum Report {
         let s = m.summary ?? [:]
         var out = "<!doctype html><html><head><meta charset=\"utf-8\"><title>inverse-set report</title>"
         out += "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}td,th{padding:4px 10px;text-align:left}</style></head><body>"
-        out += "<h1>Inverse set of \(escape(neurons.joined(separator: " ∩ ")))</h1>"
+        let named = neurons.enumerated().map { k, n in k < labels.count && !labels[k].isEmpty ? "\(n) (\(labels[k]))" : n }
+        out += "<h1>Inverse set of \(escape(named.joined(separator: " ∩ ")))</h1>"
         out += "<p>method <b>\(escape(method))</b>, pipeline <code>\(escape(m.configuration["pipeline"] ?? ""))</code>, seed \(escape(m.configuration["seed"] ?? ""))</p>"
         for note in notes { out += "<p style=\"color:#a00\"><b>Note:</b> \(escape(note))</p>" }
         out += "<h2>Samples</h2><img src=\"sheet.png\" style=\"max-width:100%\">"
@@ -89,9 +91,7 @@ enum Report {
             let recs = m.samples.filter { $0.band == b }
             for (k, neuron) in neurons.enumerated() {
                 var title = neuron
-                if let idx = Int(neuron.split(separator: ":").dropFirst().first?.split(separator: "=").first ?? ""), idx < labels.count {
-                    title += " (\(labels[idx]))"
-                }
+                if k < labels.count, !labels[k].isEmpty { title += " (\(labels[k]))" }
                 out += histogram(recs.map { $0.activations[k] }, band: bands[k], title: title)
             }
         }

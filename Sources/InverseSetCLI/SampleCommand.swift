@@ -118,7 +118,7 @@ struct SampleCommand: ParsableCommand {
                                        "trunk_passes_per_step": perStep]
             try folder.flush()
             try Report.write(folder: folder, bandSets: bandSets, neurons: neurons, method: method, notes: notes,
-                             labels: loaded.labels)
+                             labels: Self.neuronLabels(p, classNames: loaded.labels))
             for note in notes { FileHandle.standardError.write(Data("inverse-set: warning: \(note)\n".utf8)) }
             print("sheet: \(out)/sheet.png  report: \(out)/report.html")
             let summary: [String: Any] = ["accepted": folder.manifest.samples.count, "in_band": inBand, "diversity": diversity,
@@ -172,4 +172,18 @@ final class Progress {
     }
 
     func finish() { emit(final: true) }
+}
+
+extension SampleCommand {
+    /// Class names for the neurons that are class units: a vector blob (no
+    /// spatial axes) with exactly as many channels as the pipeline's label
+    /// file has names (fc8, prob). Other neurons (fc6, conv5) get "".
+    static func neuronLabels(_ p: Pipeline, classNames: [String]) -> [String] {
+        p.neurons.map { n in
+            let shape = p.classifier.shapes[n.value.index]
+            guard !classNames.isEmpty, shape.rank >= 2, shape[1] == classNames.count, shape.count(from: 2) == 1,
+                  n.spec.index < classNames.count else { return "" }
+            return classNames[n.spec.index]
+        }
+    }
 }

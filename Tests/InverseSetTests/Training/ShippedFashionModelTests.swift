@@ -47,5 +47,8 @@ struct ShippedFashionModelTests {
         #expect(j["accepted"] as? Int == 10 && j["in_band"] as? Double == 1)
         #expect(r.stdout.contains("sheet.png") && r.stdout.contains("report.html"))
         #expect(FileManager.default.fileExists(atPath: out + "/sheet.png"))
+        // fc8 units are classes: the report names them from labels.txt.
+        let report = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
+        #expect(report.contains("fc8:7 (Sneaker)"))
     }
 }
