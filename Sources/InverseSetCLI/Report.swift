@@ -14,7 +14,9 @@ enum Report {
         var rowLabels: [String]? = nil
         var columns: Int
         if bandSets.count > 1 {
-            columns = 12
+            // Up to 12 samples per row, no wider than the fullest band.
+            let perBand = bandSets.indices.map { b in records.filter { $0.band == b }.count }
+            columns = min(12, max(1, perBand.max() ?? 1))
             rowLabels = []
             for (b, bands) in bandSets.enumerated() {
                 let row = records.filter { $0.band == b }.prefix(columns)
