@@ -86,7 +86,7 @@ final class BatchNormLayer: LayerBase, BuiltinLayer {
             for c in 0..<C { mu[c] = f * m0[c]; v[c] = f * v0[c] }
         } else {
             let inv = 1 / Float(num * spatial)
-            ewChannelSums(outer: num, channels: C, inner: spatial, into: mu) { ewSum(x + $0, spatial) }
+            ewChannelSums(outer: num, channels: C, inner: spatial, into: mu) { rowSum(x + $0, spatial) }
             for c in 0..<C { mu[c] *= inv }
         }
         // y = x - mean
@@ -143,7 +143,7 @@ final class BatchNormLayer: LayerBase, BuiltinLayer {
         }
         let y = pass.outputs[0].data
         let sumDy = mean.pointer, sumDyY = variance.pointer
-        ewChannelSums(outer: num, channels: C, inner: spatial, into: sumDy) { ewSum(dy + $0, spatial) }
+        ewChannelSums(outer: num, channels: C, inner: spatial, into: sumDy) { rowSum(dy + $0, spatial) }
         ewChannelSums(outer: num, channels: C, inner: spatial, into: sumDyY) { ewDot(dy + $0, y + $0, spatial) }
         let inv = 1 / Float(num * spatial)
         var off = 0

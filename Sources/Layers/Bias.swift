@@ -72,12 +72,8 @@ final class BiasLayer: LayerBase, BuiltinLayer {
         if let dxT = pass.inputGrads[0] { dxT.data.update(from: dy, count: dxT.count) }
         let dbT: Tensor? = twoInputs ? pass.inputGrads[1] : pass.paramGrads[0]
         if let dbT {
-            let db = dbT.data
             if twoInputs { dbT.zero() }
-            var off = 0
-            for _ in 0..<g.outer {
-                for d in 0..<g.dim { db[d] += ewSum(dy + off, g.inner); off += g.inner }
-            }
+            denseAccumulateBiasGrad(dy, outer: g.outer, channels: g.dim, inner: g.inner, dbT.data)
         }
     }
 

@@ -204,22 +204,30 @@ func denseFillBias(_ y: UnsafeMutablePointer<Float>, channels: Int, inner: Int, 
     for c in 0..<channels { (y + c * inner).update(repeating: bias[c], count: inner) }
 }
 
-/// db[c] += sum over n and i of dy[n, c, i].
+/// Sum of `n` contiguous floats, eight lanes at a time (the reduction every
+/// layer group uses: bias gradients, BatchNorm/MVN means, Reduction).
+@inline(__always)
+func rowSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD8<Float>(repeating: 0)
+    var i = 0
+    let raw = UnsafeRawPointer(p)
+    while i + 8 <= n {
+        acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    var s = acc.sum()
+    while i < n { s += p[i]; i += 1 }
+    return s
+}
+
+/// db[c] += sum over n and i of dy[n, c, i] (Convolution, Deconvolution,
+/// Scale and Bias gradients).
 func denseAccumulateBiasGrad(_ dy: UnsafePointer<Float>, outer: Int, channels: Int, inner: Int,
                              _ db: UnsafeMutablePointer<Float>) {
     var p = dy
     for _ in 0..<outer {
         for c in 0..<channels {
-            var acc = SIMD8<Float>(repeating: 0)
-            var i = 0
-            let raw = UnsafeRawPointer(p)
-            while i + 8 <= inner {
-                acc = acc + raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-                i += 8
-            }
-            var s = acc.sum()
-            while i < inner { s += p[i]; i += 1 }
-            db[c] += s
+            db[c] += rowSum(p, inner)
             p += inner
         }
     }

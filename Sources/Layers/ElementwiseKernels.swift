@@ -8,21 +8,6 @@ import GraphIR
 // MVN, PReLU): reductions over contiguous rows. Kept here rather than in
 // Runtime so the group stays self-contained.
 
-/// Sum of `n` floats, eight lanes at a time (BLAS-like accuracy, vectorised).
-@inline(__always)
-func ewSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD8<Float>(repeating: 0)
-    var i = 0
-    let raw = UnsafeRawPointer(p)
-    while i + 8 <= n {
-        acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        i += 8
-    }
-    var s = acc.sum()
-    while i < n { s += p[i]; i += 1 }
-    return s
-}
-
 /// Dot product of two rows of `n` floats (OpenBLAS sdot).
 @inline(__always)
 func ewDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {

@@ -62,7 +62,7 @@ final class MVNLayer: LayerBase, BuiltinLayer {
         let inv = 1 / Float(dim)
         for r in 0..<rows {
             let off = r * dim
-            let m = ewSum(x + off, dim) * inv
+            let m = rowSum(x + off, dim) * inv
             for i in off..<(off + dim) { y[i] = x[i] - m }
             guard normalizeVariance else { continue }
             let s = (ewSumSquares(y + off, dim) * inv).squareRoot()
@@ -82,7 +82,7 @@ final class MVNLayer: LayerBase, BuiltinLayer {
         if !normalizeVariance {
             for r in 0..<rows {
                 let off = r * dim
-                let mg = ewSum(dy + off, dim) * inv
+                let mg = rowSum(dy + off, dim) * inv
                 for i in off..<(off + dim) { dx[i] = dy[i] - mg }
             }
             return
@@ -90,7 +90,7 @@ final class MVNLayer: LayerBase, BuiltinLayer {
         let y = pass.outputs[0].data, dRow = rowD.pointer, ratio = rowRatio.pointer
         for r in 0..<rows {
             let off = r * dim
-            let mg = ewSum(dy + off, dim) * inv
+            let mg = rowSum(dy + off, dim) * inv
             let mgy = ewDot(dy + off, y + off, dim) * inv * ratio[r]
             let d = dRow[r]
             for i in off..<(off + dim) { dx[i] = (dy[i] - mg - y[i] * mgy) / d }

@@ -55,7 +55,7 @@ final class ReductionLayer: LayerBase, BuiltinLayer {
             let row = x + r * n
             var s: Float = 0
             switch operation {
-            case .sum, .mean: s = structureSum(row, n)
+            case .sum, .mean: s = rowSum(row, n)
             case .asum: for j in 0..<n { s += abs(row[j]) }
             case .sumsq: for j in 0..<n { s += row[j] * row[j] }
             }

@@ -103,11 +103,7 @@ final class ScaleLayer: LayerBase, BuiltinLayer {
         let g = try geometry(pass.inputs[0].shape, sT.shape)
         let x = pass.inputs[0].data, dy = pass.outputGrads[0].data, s = sT.data
         if biasShape != nil, let dbT = pass.paramGrads[biasIndex] {
-            let db = dbT.data
-            var off = 0
-            for _ in 0..<g.outer {
-                for d in 0..<g.dim { db[d] += ewSum(dy + off, g.inner); off += g.inner }
-            }
+            denseAccumulateBiasGrad(dy, outer: g.outer, channels: g.dim, inner: g.inner, dbT.data)
         }
         // ds: accumulate into the parameter gradient, overwrite the input's.
         let dsT: Tensor? = twoInputs ? pass.inputGrads[1] : pass.paramGrads[0]

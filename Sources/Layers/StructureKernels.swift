@@ -40,21 +40,6 @@ func copyBlocks(count: Int, block: Int, from src: UnsafePointer<Float>, srcStrid
     for b in 0..<count { (dst + b * dstStride).update(from: src + b * srcStride, count: block) }
 }
 
-/// Sum of `n` floats, eight lanes at a time.
-@inline(__always)
-func structureSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD8<Float>(repeating: 0)
-    var i = 0
-    let raw = UnsafeRawPointer(p)
-    while i + 8 <= n {
-        acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        i += 8
-    }
-    var s = acc.sum()
-    while i < n { s += p[i]; i += 1 }
-    return s
-}
-
 /// Numerically stable softmax over the channel axis of an
 /// (outer, channels, inner) blob:
 ///   y[o, c, i] = exp(x[o, c, i] - m[o, i]) / sum_c' exp(x[o, c', i] - m[o, i])
