@@ -25,7 +25,16 @@ struct ConvolutionSpec {
     let rank: Int
     let channels: Int
 
+    /// The fillers of the weight blob and, with a bias term, of the bias.
+    var fillers: [ParamMessage?] { biasTerm ? [weightFiller, biasFiller] : [weightFiller] }
+
+    /// Reads `convolution_param` for Convolution and Deconvolution, which
+    /// both take one output per input.
     init(_ ctx: LayerContext) throws {
+        try ctx.expectInputs(1...1024)
+        guard ctx.outputCount == ctx.inputShapes.count else {
+            throw ctx.error("has \(ctx.inputShapes.count) inputs but \(ctx.outputCount) outputs; \(ctx.node.type) needs one output per input")
+        }
         let p = ctx.param("convolution_param")
         let input = ctx.inputShapes[0]
         (numOutput, biasTerm, group, axis, weightFiller, biasFiller) = try ctx.reading {
@@ -159,10 +168,6 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
     private var currentMACs = 0
 
     init(_ ctx: LayerContext) throws {
-        try ctx.expectInputs(1...1024)
-        guard ctx.outputCount == ctx.inputShapes.count else {
-            throw ctx.error("has \(ctx.inputShapes.count) inputs but \(ctx.outputCount) outputs; Convolution needs one output per input")
-        }
         spec = try ConvolutionSpec(ctx)
         super.init(base: ctx)
     }
@@ -171,9 +176,7 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
         let w = Shape([spec.numOutput, spec.channels / spec.group, spec.kernelH, spec.kernelW])
         return spec.biasTerm ? [w, Shape([spec.numOutput])] : [w]
     }
-    var parameterFillers: [ParamMessage?] {
-        spec.biasTerm ? [spec.weightFiller, spec.biasFiller] : [spec.weightFiller]
-    }
+    var parameterFillers: [ParamMessage?] { spec.fillers }
 
     func reshape(_ inputs: [Shape]) throws -> [Shape] {
         try ConvolutionSpec.checkSameShapes(inputs, error: error)
@@ -291,14 +294,8 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
             while start < p.num {
                 let cnt = min(nb, p.num - start), ld = cnt * p.l
                 // dy of the batch as one (Cout x cnt*L) matrix.
-                let dyb: UnsafeMutablePointer<Float>
-                if cnt == 1 {
-                    dyb = dy + start * p.outImage
-                } else {
-                    dyb = ctx.scratch(spec.numOutput * ld, slot: 1)
-                    denseGather(dy + start * p.outImage, count: cnt, rows: spec.numOutput, cols: p.l,
-                                srcStride: p.outImage, dyb)
-                }
+                let dyb = denseBatchMatrix(dy + start * p.outImage, count: cnt, rows: spec.numOutput, cols: p.l,
+                                           stride: p.outImage, ctx, slot: 1)
                 if let dW {
                     denseIm2colBatch(p.g, x + start * p.inImage, count: cnt, imageStride: p.inImage, col)
                     for gi in 0..<groups {

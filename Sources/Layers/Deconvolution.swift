@@ -20,10 +20,6 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
     private var currentMACs = 0
 
     init(_ ctx: LayerContext) throws {
-        try ctx.expectInputs(1...1024)
-        guard ctx.outputCount == ctx.inputShapes.count else {
-            throw ctx.error("has \(ctx.inputShapes.count) inputs but \(ctx.outputCount) outputs; Deconvolution needs one output per input")
-        }
         spec = try ConvolutionSpec(ctx)
         super.init(base: ctx)
     }
@@ -32,9 +28,7 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
         let w = Shape([spec.channels, spec.numOutput / spec.group, spec.kernelH, spec.kernelW])
         return spec.biasTerm ? [w, Shape([spec.numOutput])] : [w]
     }
-    var parameterFillers: [ParamMessage?] {
-        spec.biasTerm ? [spec.weightFiller, spec.biasFiller] : [spec.weightFiller]
-    }
+    var parameterFillers: [ParamMessage?] { spec.fillers }
 
     /// Output size: stride (in - 1) + dilation (k - 1) + 1 - 2 pad.
     private func outSize(_ h: Int, _ w: Int) -> (Int, Int) {
@@ -105,14 +99,8 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
             var start = 0
             while start < p.num {
                 let cnt = min(nb, p.num - start), ld = cnt * p.l
-                let xb: UnsafeMutablePointer<Float>
-                if cnt == 1 {
-                    xb = x + start * p.inImage
-                } else {
-                    xb = ctx.scratch(spec.channels * ld, slot: 1)
-                    denseGather(x + start * p.inImage, count: cnt, rows: spec.channels, cols: p.l,
-                                srcStride: p.inImage, xb)
-                }
+                let xb = denseBatchMatrix(x + start * p.inImage, count: cnt, rows: spec.channels, cols: p.l,
+                                          stride: p.inImage, ctx, slot: 1)
                 for gi in 0..<groups {
                     gemm(transA: true, m: p.kg, n: ld, k: p.cg, a: wp + gi * p.cg * p.kg, lda: p.kg,
                          b: xb + gi * p.cg * ld, ldb: ld, c: col + gi * p.kg * ld, ldc: ld)
@@ -160,14 +148,8 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
                 let cnt = min(nb, p.num - start), ld = cnt * p.l
                 denseIm2colBatch(p.g, dy + start * p.outImage, count: cnt, imageStride: p.outImage, col)
                 if let dW {
-                    let xb: UnsafeMutablePointer<Float>
-                    if cnt == 1 {
-                        xb = x + start * p.inImage
-                    } else {
-                        xb = ctx.scratch(spec.channels * ld, slot: 1)
-                        denseGather(x + start * p.inImage, count: cnt, rows: spec.channels, cols: p.l,
-                                    srcStride: p.inImage, xb)
-                    }
+                    let xb = denseBatchMatrix(x + start * p.inImage, count: cnt, rows: spec.channels, cols: p.l,
+                                              stride: p.inImage, ctx, slot: 1)
                     for gi in 0..<groups {
                         gemm(transB: true, m: p.cg, n: p.kg, k: ld, a: xb + gi * p.cg * ld, lda: ld,
                              b: col + gi * p.kg * ld, ldb: ld, beta: 1, c: dW + gi * p.cg * p.kg, ldc: p.kg)

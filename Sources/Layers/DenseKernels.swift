@@ -177,6 +177,17 @@ func denseGather(_ src: UnsafePointer<Float>, count: Int, rows: Int, cols: Int, 
     }
 }
 
+/// `count` images of `rows` x `cols` floats starting at `src` (image stride
+/// `stride`) as one (rows) x (count*cols) matrix: the images themselves when
+/// there is one, else gathered into scratch `slot` of `ctx`.
+func denseBatchMatrix(_ src: UnsafeMutablePointer<Float>, count: Int, rows: Int, cols: Int, stride: Int,
+                      _ ctx: ExecutionContext, slot: Int) -> UnsafeMutablePointer<Float> {
+    if count == 1 { return src }
+    let m = ctx.scratch(rows * count * cols, slot: slot)
+    denseGather(src, count: count, rows: rows, cols: cols, srcStride: stride, m)
+    return m
+}
+
 /// The inverse of denseGather: splits a (rows) x (count*cols) matrix into
 /// `count` images at `dst + b * dstStride` (overwriting them), adding
 /// `bias[r]` to row r when a bias is given.
