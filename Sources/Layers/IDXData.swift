@@ -30,9 +30,7 @@ final class IDXDataLayer: LayerBase, BuiltinLayer {
     let channels: Int, height: Int, width: Int
     let outputShapes: [Shape]
 
-    private var order: [Int] = []
-    private var cursor = 0
-    private var rng: SplitMix64?
+    private var order: DataOrder?
 
     init(_ ctx: LayerContext) throws {
         try ctx.expectInputs(0)
@@ -93,33 +91,57 @@ final class IDXDataLayer: LayerBase, BuiltinLayer {
     func reshape(_ inputs: [Shape]) throws -> [Shape] { outputShapes }
 
     func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
-        if rng == nil {
-            var r = SplitMix64(seed: seed ?? ctx.rng.next())
-            order = Array(0..<images.count)
-            if shuffle { fisherYates(&order, &r) }
-            rng = r
-        }
-        guard var r = rng else { return }
+        var o = order ?? DataOrder(count: images.count, shuffle: shuffle, seed: seed ?? ctx.rng.next())
+        defer { order = o }
         let itemIn = channels * height * width
         let itemOut = outputs[0].count / batchSize
         let raw = ctx.scratch(itemIn)
         for b in 0..<batchSize {
-            let idx = order[cursor]
+            let idx = o.current
             images.item(idx, into: raw)
             transformer.apply(raw, channels: channels, height: height, width: width,
-                              into: outputs[0].data + b * itemOut, rng: &r)
+                              into: outputs[0].data + b * itemOut, rng: &o.rng)
             if outputs.count > 1, let labels { outputs[1][b] = labels.scalar(idx) }
-            cursor += 1
-            if cursor == order.count {
-                cursor = 0
-                if shuffle { fisherYates(&order, &r) }
-            }
+            o.advance()
         }
-        rng = r
     }
 
     func backward(_ pass: BackwardPass, _ ctx: ExecutionContext) throws {}
     var hasBackward: Bool { false }
+}
+
+/// The item order of a data layer and its random stream (shuffling and the
+/// transformer's crops and mirrors draw from it): 0..<count, a full pass,
+/// then a new permutation when `shuffle`, as Caffe's data layers do. Made on
+/// the first batch, seeded by the layer's seed or the net's stream.
+struct DataOrder {
+    private var order: [Int]
+    private var cursor: Int
+    private let shuffle: Bool
+    var rng: SplitMix64
+
+    /// `skip`: start at a random item below it (ImageData's rand_skip).
+    init(count: Int, shuffle: Bool, seed: UInt64, skip: Int = 0) {
+        var r = SplitMix64(seed: seed)
+        order = Array(0..<count)
+        if shuffle { fisherYates(&order, &r) }
+        cursor = skip > 0 ? Int(r.next() % UInt64(skip)) : 0
+        self.shuffle = shuffle
+        rng = r
+    }
+
+    /// The item to read now.
+    var current: Int { order[cursor] }
+
+    /// Moves past the current item (after it was read and transformed),
+    /// reshuffling at the end of a pass.
+    mutating func advance() {
+        cursor += 1
+        if cursor == order.count {
+            cursor = 0
+            if shuffle { fisherYates(&order, &rng) }
+        }
+    }
 }
 
 /// Shuffles in place with our own Fisher-Yates (not the standard library's,

@@ -41,9 +41,7 @@ final class ImageDataLayer: LayerBase, BuiltinLayer {
     let channels: Int, height: Int, width: Int
     let outputShapes: [Shape]
 
-    private var order: [Int] = []
-    private var cursor = 0
-    private var rng: SplitMix64?
+    private var order: DataOrder?
 
     init(_ ctx: LayerContext) throws {
         try ctx.expectInputs(0)
@@ -97,17 +95,11 @@ final class ImageDataLayer: LayerBase, BuiltinLayer {
     func reshape(_ inputs: [Shape]) throws -> [Shape] { outputShapes }
 
     func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
-        if rng == nil {
-            var r = SplitMix64(seed: ctx.rng.next())
-            order = Array(entries.indices)
-            if shuffle { fisherYates(&order, &r) }
-            if randSkip > 0 { cursor = Int(r.next() % UInt64(randSkip)) }
-            rng = r
-        }
-        guard var r = rng else { return }
+        var o = order ?? DataOrder(count: entries.count, shuffle: shuffle, seed: ctx.rng.next(), skip: randSkip)
+        defer { order = o }
         let itemOut = outputs[0].count / batchSize
         for b in 0..<batchSize {
-            let e = entries[order[cursor]]
+            let e = entries[o.current]
             let img: (pixels: [Float], c: Int, h: Int, w: Int)
             do { img = try Self.load(e.path, color: isColor, newHeight: newHeight, newWidth: newWidth) } catch let err as DataFileError {
                 throw error(err.description)
@@ -118,16 +110,11 @@ final class ImageDataLayer: LayerBase, BuiltinLayer {
             img.pixels.withUnsafeBufferPointer { src in
                 guard let base = src.baseAddress else { return }
                 transformer.apply(base, channels: channels, height: height, width: width,
-                                  into: outputs[0].data + b * itemOut, rng: &r)
+                                  into: outputs[0].data + b * itemOut, rng: &o.rng)
             }
             if outputs.count > 1 { outputs[1][b] = Float(e.label) }
-            cursor += 1
-            if cursor == order.count {
-                cursor = 0
-                if shuffle { fisherYates(&order, &r) }
-            }
+            o.advance()
         }
-        rng = r
     }
 
     func backward(_ pass: BackwardPass, _ ctx: ExecutionContext) throws {}
