@@ -154,7 +154,7 @@ extension Bench {
         print(String(format: "peak RSS       %.0f MB", rss))
         let json: [String: Any] = ["macs": macs, "gemm_gflops": round1(gemmRate), "step_ms": round1(ms),
                                    "bound_ms": round1(boundMs), "ratio_to_bound": (ms / boundMs * 1000).rounded() / 1000,
-                                   "peak_rss_mb": round1(rss), "trunk_passes_per_step": Double(p.trunkPasses + p.encoderPasses) / Double(max(1, p.evaluations))]
+                                   "peak_rss_mb": round1(rss), "trunk_passes_per_step": p.netPassesPerEvaluation]
         let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }

@@ -110,9 +110,7 @@ struct SampleCommand: ParsableCommand {
             let inBand = allActs.isEmpty ? 0 : Double(zip(allActs, allBands).filter { a, bs in zip(a, bs).allSatisfy { $1.contains($0) } }.count) / Double(allActs.count)
             let diversity = Metrics.meanPairwiseDistance(folder.embeddings)
             let seconds = Date().timeIntervalSince(started)
-            // Passes of f's trunk and of a separate E per evaluation of the walkers:
-            // 1 when E is f cut at a blob (the trunk serves both), 2 otherwise.
-            let perStep = p.evaluations > 0 ? Double(p.trunkPasses + p.encoderPasses) / Double(p.evaluations) : 0
+            let perStep = p.netPassesPerEvaluation
             folder.manifest.summary = ["accepted": Double(folder.manifest.samples.count), "in_band": inBand,
                                        "diversity": diversity, "steps": Double(totalSteps), "seconds": seconds,
                                        "trunk_passes_per_step": perStep]

@@ -49,6 +49,8 @@ public final class Net {
     /// `forwardTimes` / `backwardTimes` (for `bench --layers`).
     public var profiling = false
     public var forwardTimes: [Double] = []
+    /// Forward passes run so far.
+    public private(set) var forwardPasses = 0
     public var backwardTimes: [Double] = []
 
     private var tensors: [Tensor?]
@@ -321,6 +323,7 @@ public final class Net {
             throw RuntimeError.input("'\(name)' is not an input of this net (inputs: \(inputNames.joined(separator: ", ")))")
         }
         try reshape(newShapes)
+        forwardPasses += 1
         pool.releaseAll(from: &tensors, except: Set(graph.inputs.map(\.index)))
         for input in graph.inputs {
             tensors[input.index] = feeds[graph.values[input.index].blob]

@@ -48,12 +48,14 @@ public final class Pipeline {
     public let box: CodeBox
     public var codeSize: Int { box.low.count }
     public private(set) var neurons: [ResolvedNeuron] = []
-    /// Forward passes of the classifier trunk so far (one per step when E is a cut).
-    public private(set) var trunkPasses = 0
-    public private(set) var encoderPasses = 0
-    /// Evaluations of the walkers (`forward` calls): one per step, plus the
-    /// last one of each run, which accepts without stepping.
-    public private(set) var evaluations = 0
+    /// Forward passes of f and of a separate E per evaluation of the walkers
+    /// (a pass of G), counted by the nets themselves: 1 when E is f cut at a
+    /// blob and the trunk serves both, 2 with a separate E.
+    public var netPassesPerEvaluation: Double {
+        let evaluations = generator.forwardPasses
+        guard evaluations > 0 else { return 0 }
+        return Double(classifier.forwardPasses + (encoder?.forwardPasses ?? 0)) / Double(evaluations)
+    }
 
     let gIn: ValueID, gOut: ValueID, fIn: ValueID, eOut: ValueID, eIn: ValueID?
     private var gPlan: BackwardPlan?, fPlan: BackwardPlan?, ePlan: BackwardPlan?
@@ -146,14 +148,11 @@ public final class Pipeline {
         if x == nil || x!.shape != xs { x = Tensor(shape: xs) }
         glue.forward(g, x!)
         try classifier.forward([classifier.graph.values[fIn.index].blob: x!], plan: fPlan)
-        trunkPasses += 1
-        evaluations += 1
         var acts = [[Float]](repeating: [], count: k)
         for i in 0..<k { acts[i] = neurons.map { n in n.activation(classifier.tensor(n.value)!, sample: i) } }
         let e: Tensor
         if let enc = encoder, let eIn, let ePlan {
             try enc.forward([enc.graph.values[eIn.index].blob: x!], plan: ePlan)
-            encoderPasses += 1
             e = enc.tensor(eOut)!
         } else {
             e = classifier.tensor(eOut)!
