@@ -28,9 +28,7 @@ struct Init: ParsableCommand {
         try reportingErrors {
             let registry = try common.makeRegistry()
             var graph = try Toolbox.load(prototxt, weights: nil)
-            for w in (weights ?? "").split(separator: ",").map(String.init) where !w.isEmpty {
-                try CaffeModel.attachWeights(&graph, from: w)
-            }
+            try Toolbox.attachWeights(&graph, list: weights)
             let copied = graph.nodes.filter { !$0.weights.isEmpty }.map(\.name)
             let net = try Net(graph: graph, registry: registry, seed: seed,
                               defaultWeightFiller: try Init.filler(defaultFiller))

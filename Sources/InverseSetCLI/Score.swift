@@ -42,9 +42,7 @@ struct Score: ParsableCommand {
             let registry = try common.makeRegistry()
             ImageDecoders.install(PNGFileDecoder())
             var graph = try Toolbox.load(prototxt, weights: nil)
-            for w in (weights ?? "").split(separator: ",").map(String.init) where !w.isEmpty {
-                try CaffeModel.attachWeights(&graph, from: w)
-            }
+            try Toolbox.attachWeights(&graph, list: weights)
             guard graph.inputs.isEmpty else {
                 let names = graph.inputs.map { graph.values[$0.index].blob }.joined(separator: ", ")
                 throw RuntimeError.input("\(prototxt): the net reads Input blobs (\(names)) that nothing feeds; score needs a net with data layers (IDXData, ImageData); use `run` to feed arrays")

@@ -20,6 +20,16 @@ enum Toolbox {
         try CaffeModel.load(prototxt: prototxt, weights: weights, state: NetState(phase: phase))
     }
 
+    /// The files of a comma-separated --weights list (Caffe's `-weights a,b`).
+    static func weightFiles(_ list: String?) -> [String] {
+        (list ?? "").split(separator: ",").map(String.init).filter { !$0.isEmpty }
+    }
+
+    /// Copies weights by layer name from each file of a --weights list, in order.
+    static func attachWeights(_ graph: inout Graph, list: String?) throws {
+        for w in weightFiles(list) { try CaffeModel.attachWeights(&graph, from: w) }
+    }
+
     /// Parses NAME=VALUE pairs of a repeatable option.
     static func pairs(_ items: [String], option: String) throws -> [(String, String)] {
         try items.map { s in

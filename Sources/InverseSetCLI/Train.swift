@@ -38,7 +38,7 @@ struct Train: ParsableCommand {
             let config = try SolverConfig(tree)
             var (train, tests) = try TrainingFiles.nets(tree, solverFile: solver)
             var initial = try tree.strings("weights")
-            if let weights { initial += weights.split(separator: ",").map(String.init) }
+            initial += Toolbox.weightFiles(weights)
             for w in initial {
                 try CaffeModel.attachWeights(&train, from: w)
                 for k in tests.indices { try CaffeModel.attachWeights(&tests[k], from: w) }
