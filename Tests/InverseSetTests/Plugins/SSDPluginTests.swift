@@ -50,19 +50,6 @@ struct SSDPluginTests {
 
     // MARK: - Real Caffe fixtures
 
-    struct Meta: Decodable {
-        var inputs: [String: [Int]]
-        var blobs: [String: [Int]]
-        var backward: String?
-    }
-
-    static func files(_ dir: String, prefix: String) -> [(name: String, path: String)] {
-        let all = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        return all.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".npy") }.sorted().map {
-            (NPY.unescape(String($0.dropFirst(prefix.count).dropLast(4))), dir + "/" + $0)
-        }
-    }
-
     /// Cases whose input gradient is known to differ from the fork's (see
     /// `normalizeChannelGradientDeviation`): every other file is compared.
     static let forkGradientBug: [String: Set<String>] = ["normalize_channel": ["data"]]
@@ -82,55 +69,12 @@ struct SSDPluginTests {
         try check(name, skipInputGrads: Self.forkGradientBug[name] ?? [])
     }
 
-    /// Loads a case, runs it forward (and backward if it has top diffs), and
-    /// compares as CaffeFixtureTests does: forward 1e-4, gradients 1e-3,
-    /// relative to max(1, max|ref|). Returns the net and the input gradients.
+    /// Loads a case and compares it with the fork's Caffe (see checkFixture).
     @discardableResult
     func check(_ name: String, skipInputGrads: Set<String> = []) throws -> (Net, [String: Tensor]) {
         let dir = Self.fixture(name)
-        let meta = try JSONDecoder().decode(Meta.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/meta.json")))
         let graph = try CaffeModel.load(prototxt: dir + "/net.prototxt", weights: dir + "/weights.caffemodel")
-        let net = try Net(graph: graph, registry: try registry())
-        var feeds: [String: Tensor] = [:]
-        for (input, path) in Self.files(dir, prefix: "in_") { feeds[input] = try NPY.read(path) }
-        try net.forward(feeds)
-        for (blob, dims) in meta.blobs where !blob.contains("_split_") {
-            #expect(try net.shape(blob) == Shape(dims), "\(name): shape of \(blob)")
-        }
-        for (blob, path) in Self.files(dir, prefix: "fwd_") where !blob.contains("_split_") {
-            let ref = try NPY.read(path)
-            let ours = try #require(try net.blob(blob), "\(name): blob \(blob)")
-            try #require(ours.count == ref.count, "\(name): size of \(blob)")
-            let err = relativeError(ours.array, ref.array)
-            #expect(err <= 1e-4, "\(name): forward \(blob) off by \(err)")
-        }
-        var inputGrads: [String: Tensor] = [:]
-        let topDiffs = Self.files(dir, prefix: "topdiff_")
-        guard !topDiffs.isEmpty, meta.backward != nil else { return (net, inputGrads) }
-        var seeds: [ValueID: Tensor] = [:]
-        for (blob, path) in topDiffs { seeds[try net.resolve(blob)] = try NPY.read(path) }
-        let pgradFiles = Self.files(dir, prefix: "pgrad_")
-        net.zeroParamGrads()
-        let grads = try net.backward(seeds: seeds, gradientsFor: graph.inputs, paramGrads: !pgradFiles.isEmpty)
-        for (input, path) in Self.files(dir, prefix: "grad_") {
-            let ours = try #require(grads[try net.resolve(input)], "\(name): gradient of \(input)")
-            inputGrads[input] = ours
-            if skipInputGrads.contains(input) { continue }
-            let err = relativeError(ours.array, try NPY.read(path).array)
-            #expect(err <= 1e-3, "\(name): gradient of \(input) off by \(err)")
-        }
-        for (key, path) in pgradFiles {
-            guard let us = key.lastIndex(of: "_"), let idx = Int(key[key.index(after: us)...]) else { continue }
-            let layer = String(key[..<us])
-            let li = try #require(graph.nodeIndex(named: layer), "\(name): layer \(layer)")
-            let pg = net.paramGrads[li]
-            try #require(idx < pg.count, "\(name): param grad \(idx) of \(layer)")
-            let ref = try NPY.read(path)
-            try #require(pg[idx].count == ref.count, "\(name): size of param grad \(layer)[\(idx)]")
-            let err = relativeError(pg[idx].array, ref.array)
-            #expect(err <= 1e-3, "\(name): param gradient \(layer)[\(idx)] off by \(err)")
-        }
-        return (net, inputGrads)
+        return try checkFixture(dir: dir, graph: graph, registry: try registry(), name: name, skipInputGrads: skipInputGrads)
     }
 
     /// The plugin's part of ssd_head on its own, fed Caffe's `conv` blob, so it
