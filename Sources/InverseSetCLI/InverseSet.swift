@@ -15,12 +15,12 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .customLong("plugin"), help: "Load a layer plugin library at start-up (repeatable). Also read from INVERSE_SET_PLUGINS (colon-separated).")
     var plugins: [String] = []
 
-    @Option(help: "BLAS threads (default: all cores).")
+    @Option(help: "Compute threads for the GEMMs and the parallel kernels (default: all cores).")
     var threads: Int?
 
     /// The registry with built-ins and every plugin loaded.
     func makeRegistry() throws -> LayerRegistry {
-        if let t = threads { setBLASThreads(t) }
+        if let t = threads { setComputeThreads(t) }
         return try Toolbox.registry(plugins: plugins)
     }
 }

@@ -11,7 +11,7 @@ import Runtime
 // GEMM) and split between threads by rows, the gather/scatter between that
 // batched layout and NCHW images, per-channel bias helpers, the box filter
 // of LRN WITHIN_CHANNEL, a small-batch fully-connected kernel, and the
-// thread helpers (the BLAS thread count, via Dispatch). Kept here rather
+// thread helpers (the compute thread count, via Dispatch). Kept here rather
 // than in Runtime so the group stays self-contained.
 //
 // Note: write SIMD accumulations as `a = a + b * c`; in this module the
@@ -37,7 +37,7 @@ func denseBatchSize(floatsPerImage: Int, columnsPerImage: Int, images: Int) -> I
 /// thread count (the CLI's --threads), or 1 when the work is too small to be
 /// worth waking threads for.
 @inline(__always)
-func denseParts(work: Int) -> Int { work < (1 << 16) ? 1 : max(1, blasThreads()) }
+func denseParts(work: Int) -> Int { work < (1 << 16) ? 1 : computeThreads() }
 
 /// Runs `body(part)` for part in 0..<parts, on parallel threads when parts > 1.
 /// Callers give each part a disjoint slice of the output.
@@ -62,107 +62,145 @@ func denseSlice(_ n: Int, _ i: Int, _ parts: Int) -> Range<Int> { (n * i / parts
 @inline(__always)
 func denseCeilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a) / b) }
 
-/// im2col of one image (C, H, W) into the column block starting at `col`
-/// of a row-major matrix with leading dimension `ld`: row r = (c, ki, kj)
-/// of the block holds the outH*outW window values at `col + r * ld`.
-/// Padding reads as zero. Only output rows `oyRange` are written, so
-/// threads can split one image. With ld == outH*outW and the full range
-/// this is Runtime's im2col.
-func denseIm2col(_ g: ConvGeometry, _ image: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, ld: Int,
-                 rows oyRange: Range<Int>? = nil) {
-    let oh = g.outHeight, ow = g.outWidth, h = g.height, w = g.width
-    let sh = g.strideH, sw = g.strideW
-    let rows = oyRange ?? 0..<oh
-    var r = 0
-    for c in 0..<g.channels {
-        let src = image + c * h * w
-        for ki in 0..<g.kernelH {
-            let dy = ki * g.dilationH - g.padH
-            for kj in 0..<g.kernelW {
-                let dx = kj * g.dilationW - g.padW
-                var dst = col + r * ld + rows.lowerBound * ow
-                r += 1
-                // Output columns whose input x = ox*sw + dx lies inside [0, w).
-                let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
-                let hi = w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1)
-                for oy in rows {
-                    let y = oy * sh + dy
-                    if y < 0 || y >= h || hi <= lo {
-                        dst.update(repeating: 0, count: ow)
-                    } else {
-                        let row = src + y * w + dx
-                        if lo > 0 { dst.update(repeating: 0, count: lo) }
-                        if sw == 1 {
-                            for ox in lo..<hi { dst[ox] = row[ox] }
-                        } else {
-                            for ox in lo..<hi { dst[ox] = row[ox * sw] }
-                        }
-                        if hi < ow { (dst + hi).update(repeating: 0, count: ow - hi) }
-                    }
-                    dst += ow
-                }
-            }
-        }
-    }
-}
-
-/// The adjoint of denseIm2col: adds each entry of the column block (leading
-/// dimension `ld`) back into the pixel it was read from. The image is not
-/// cleared first. Only image rows `yRange` are written (each by the window
-/// rows that read it), so threads can split one image without races.
-func denseCol2im(_ g: ConvGeometry, _ col: UnsafePointer<Float>, ld: Int, _ image: UnsafeMutablePointer<Float>,
-                 rows yRange: Range<Int>? = nil) {
-    let oh = g.outHeight, ow = g.outWidth, h = g.height, w = g.width
-    let sh = g.strideH, sw = g.strideW
-    let ys = yRange ?? 0..<h
-    var r = 0
-    for c in 0..<g.channels {
-        let dstImage = image + c * h * w
-        for ki in 0..<g.kernelH {
-            let dy = ki * g.dilationH - g.padH
-            // Output rows oy whose input row oy*sh + dy falls in ys.
-            let oy0 = max(0, denseCeilDiv(ys.lowerBound - dy, sh))
-            let oy1 = min(oh, denseCeilDiv(ys.upperBound - dy, sh))
-            for kj in 0..<g.kernelW {
-                let dx = kj * g.dilationW - g.padW
-                let base = col + r * ld
-                r += 1
-                let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
-                let hi = w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1)
-                guard hi > lo, oy1 > oy0 else { continue }
-                for oy in oy0..<oy1 {
-                    let src = base + oy * ow
-                    let row = dstImage + (oy * sh + dy) * w + dx
-                    if sw == 1 {
-                        for ox in lo..<hi { row[ox] += src[ox] }
-                    } else {
-                        for ox in lo..<hi { row[ox * sw] += src[ox] }
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// im2col of `count` images (image b at `images + b * imageStride`) side by
-/// side into one (C*kh*kw) x (count*OH*OW) matrix, on the BLAS threads.
+/// side into one (C*kh*kw) x (count*OH*OW) matrix: row r = (c, ki, kj)
+/// holds, for each image in turn, its OH*OW window values; padding reads
+/// as zero. Threads take disjoint sets of whole rows (by (c, ki)), so each
+/// writes long contiguous runs. With count == 1 this is Runtime's im2col.
 func denseIm2colBatch(_ g: ConvGeometry, _ images: UnsafePointer<Float>, count: Int, imageStride: Int,
                       _ col: UnsafeMutablePointer<Float>) {
-    let l = g.columnCols, ld = count * l, oh = g.outHeight
+    let l = g.columnCols, ld = count * l
+    let units = g.channels * g.kernelH
     denseParallel(work: g.columnRows * ld) { part, parts in
-        let rows = denseSlice(oh, part, parts)
-        for b in 0..<count { denseIm2col(g, images + b * imageStride, col + b * l, ld: ld, rows: rows) }
+        for u in denseSlice(units, part, parts) {
+            let c = u / g.kernelH, ki = u - c * g.kernelH
+            for b in 0..<count {
+                denseIm2colTap(g, images + b * imageStride + c * g.height * g.width, ki: ki,
+                               col + u * g.kernelW * ld + b * l, ld: ld)
+            }
+        }
     }
 }
 
-/// col2im of a (C*kh*kw) x (count*OH*OW) matrix into `count` images (added
-/// to them), on the BLAS threads.
+/// The kw column rows (ki, 0...kw-1) of one channel of one image: row kj at
+/// `dst + kj * ld`, OH*OW values each.
+@inline(__always)
+private func denseIm2colTap(_ g: ConvGeometry, _ src: UnsafePointer<Float>, ki: Int,
+                            _ dst: UnsafeMutablePointer<Float>, ld: Int) {
+    let oh = g.outHeight, ow = g.outWidth, h = g.height, w = g.width
+    let sh = g.strideH, sw = g.strideW
+    let dy = ki * g.dilationH - g.padH
+    // Output rows whose input row oy*sh + dy lies inside [0, h).
+    let oy0 = min(oh, max(0, denseCeilDiv(-dy, sh))), oy1 = max(oy0, min(oh, denseCeilDiv(h - dy, sh)))
+    for kj in 0..<g.kernelW {
+        let dx = kj * g.dilationW - g.padW
+        let out = dst + kj * ld
+        // Output columns whose input x = ox*sw + dx lies inside [0, w).
+        let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
+        let hi = max(lo, w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1))
+        if oy0 > 0 { out.update(repeating: 0, count: oy0 * ow) }
+        if oy1 < oh { (out + oy1 * ow).update(repeating: 0, count: (oh - oy1) * ow) }
+        for oy in oy0..<oy1 {
+            let d = out + oy * ow, row = src + (oy * sh + dy) * w + dx
+            for ox in 0..<lo { d[ox] = 0 }
+            if sw == 1 {
+                denseCopyRun(d + lo, row + lo, hi - lo)
+            } else {
+                for ox in lo..<hi { d[ox] = row[ox * sw] }
+            }
+            for ox in hi..<ow { d[ox] = 0 }
+        }
+    }
+}
+
+/// dst[0..<n] = src[0..<n] for the short runs of im2col (often 13 or 27
+/// floats): whole vectors, the last one overlapping the one before, so no
+/// scalar tail and no read or write outside the run.
+@inline(__always)
+func denseCopyRun(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    if n < 8 {
+        for i in 0..<n { dst[i] = src[i] }
+        return
+    }
+    let s = UnsafeRawPointer(src), d = UnsafeMutableRawPointer(dst)
+    var i = 0
+    while i + 8 <= n {
+        d.storeBytes(of: s.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), toByteOffset: 4 * i,
+                     as: SIMD8<Float>.self)
+        i += 8
+    }
+    if i < n {
+        let t = 4 * (n - 8)
+        d.storeBytes(of: s.loadUnaligned(fromByteOffset: t, as: SIMD8<Float>.self), toByteOffset: t,
+                     as: SIMD8<Float>.self)
+    }
+}
+
+/// dst[0..<n] += src[0..<n] for the short runs of col2im: whole vectors,
+/// then a scalar tail.
+@inline(__always)
+func denseAddRun(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
+    let s = UnsafeRawPointer(src), d = UnsafeMutableRawPointer(dst)
+    var i = 0
+    while i + 8 <= n {
+        let v = d.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+            + s.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+        d.storeBytes(of: v, toByteOffset: 4 * i, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n { dst[i] += src[i]; i += 1 }
+}
+
+/// The adjoint of denseIm2colBatch: adds each entry of the (C*kh*kw) x
+/// (count*OH*OW) matrix back into the pixel of image b it was read from
+/// (images are not cleared first). Threads take disjoint (channel, band of
+/// image rows) pieces, so no two write one pixel.
 func denseCol2imBatch(_ g: ConvGeometry, _ col: UnsafePointer<Float>, count: Int,
                       _ images: UnsafeMutablePointer<Float>, imageStride: Int) {
     let l = g.columnCols, ld = count * l, h = g.height
     denseParallel(work: g.columnRows * ld) { part, parts in
-        let rows = denseSlice(h, part, parts)
-        for b in 0..<count { denseCol2im(g, col + b * l, ld: ld, images + b * imageStride, rows: rows) }
+        // Bands of rows only when there are too few channels to share out.
+        let bands = g.channels >= 4 * parts ? 1 : min(h, 4 * parts)
+        for u in denseSlice(g.channels * bands, part, parts) {
+            let c = u / bands, band = u - c * bands
+            let ys = denseSlice(h, band, bands)
+            for b in 0..<count {
+                denseCol2imChannel(g, col + c * g.kernelH * g.kernelW * ld + b * l, ld: ld,
+                                   images + b * imageStride + c * h * g.width, rows: ys)
+            }
+        }
+    }
+}
+
+/// Adds the kh*kw column rows of one channel (row (ki, kj) at
+/// `col + (ki*kw + kj) * ld`) into that channel's image rows `ys`.
+@inline(__always)
+private func denseCol2imChannel(_ g: ConvGeometry, _ col: UnsafePointer<Float>, ld: Int,
+                                _ image: UnsafeMutablePointer<Float>, rows ys: Range<Int>) {
+    let oh = g.outHeight, ow = g.outWidth, w = g.width
+    let sh = g.strideH, sw = g.strideW
+    for ki in 0..<g.kernelH {
+        let dy = ki * g.dilationH - g.padH
+        // Output rows oy whose input row oy*sh + dy falls in ys.
+        let oy0 = max(0, denseCeilDiv(ys.lowerBound - dy, sh))
+        let oy1 = min(oh, denseCeilDiv(ys.upperBound - dy, sh))
+        guard oy1 > oy0 else { continue }
+        for kj in 0..<g.kernelW {
+            let dx = kj * g.dilationW - g.padW
+            let base = col + (ki * g.kernelW + kj) * ld
+            let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
+            let hi = w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1)
+            guard hi > lo else { continue }
+            for oy in oy0..<oy1 {
+                let src = base + oy * ow
+                let row = image + (oy * sh + dy) * w + dx
+                if sw == 1 {
+                    denseAddRun(row + lo, src + lo, hi - lo)
+                } else {
+                    for ox in lo..<hi { row[ox * sw] += src[ox] }
+                }
+            }
+        }
     }
 }
 
@@ -315,8 +353,10 @@ private func denseDot2x5(_ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>,
         let u = denseLoad8(w0 + i), v = denseLoad8(w1 + i)
         let p0 = denseLoad8(x0 + i), p1 = denseLoad8(x1 + i), p2 = denseLoad8(x2 + i)
         let p3 = denseLoad8(x3 + i), p4 = denseLoad8(x4 + i)
-        a0 = a0 + u * p0; a1 = a1 + u * p1; a2 = a2 + u * p2; a3 = a3 + u * p3; a4 = a4 + u * p4
-        b0 = b0 + v * p0; b1 = b1 + v * p1; b2 = b2 + v * p2; b3 = b3 + v * p3; b4 = b4 + v * p4
+        a0 = a0.addingProduct(u, p0); a1 = a1.addingProduct(u, p1); a2 = a2.addingProduct(u, p2)
+        a3 = a3.addingProduct(u, p3); a4 = a4.addingProduct(u, p4)
+        b0 = b0.addingProduct(v, p0); b1 = b1.addingProduct(v, p1); b2 = b2.addingProduct(v, p2)
+        b3 = b3.addingProduct(v, p3); b4 = b4.addingProduct(v, p4)
         i += 8
     }
     out[0] += a0.sum(); out[1] += a1.sum(); out[2] += a2.sum(); out[3] += a3.sum(); out[4] += a4.sum()
@@ -325,49 +365,45 @@ private func denseDot2x5(_ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>,
 
 /// y (M x N) += x (M x K) * W^T for W (N x K) row-major, for small M
 /// (a batch of a few samples): each weight row is streamed from memory once
-/// and dotted with every input row while in cache, split over the BLAS
-/// threads by weight rows. OpenBLAS spends most of such a GEMM packing W;
-/// this kernel is on par with it as compiled for baseline x86-64 (SSE) and
-/// about twice as fast when the Layers target is built for AVX2.
+/// and dotted with every input row while in cache, split over the threads
+/// by weight rows. A thread walks its rows in order, two at a time and each
+/// whole, so W arrives as two adjacent sequential streams (the hardware
+/// prefetcher keeps up; the inputs, M x K floats, stay in L2). OpenBLAS
+/// spends most of such a GEMM packing W.
 func denseSmallBatchGemmNT(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
                            y: UnsafeMutablePointer<Float>) {
-    let kc = 2048                      // K chunk: five input rows stay in L1/L2
+    let kv = k & ~7
     let parts = min(denseParts(work: n * k), max(1, n / 2))
     denseParallel(parts: parts) { part in
         let rows = denseSlice(n, part, parts)
         let sp = UnsafeMutablePointer<Float>.allocate(capacity: 10)   // this thread's ten sums
         defer { sp.deallocate() }
-        var k0 = 0
-        while k0 < k {
-            let kl = min(kc, k - k0), kv = kl & ~7
-            var j = rows.lowerBound
-            while j < rows.upperBound {
-                let pair = j + 1 < rows.upperBound
-                let w0 = w + j * k + k0, w1 = pair ? w0 + k : w0
-                var r = 0
-                while r < m {
-                    // Up to five input rows; missing ones repeat row r (results dropped).
-                    let cnt = min(5, m - r)
-                    let xr = x + r * k + k0
-                    let x1 = cnt > 1 ? xr + k : xr, x2 = cnt > 2 ? xr + 2 * k : xr
-                    let x3 = cnt > 3 ? xr + 3 * k : xr, x4 = cnt > 4 ? xr + 4 * k : xr
-                    sp.update(repeating: 0, count: 10)
-                    denseDot2x5(xr, x1, x2, x3, x4, w0, w1, kv, sp)
-                    // The last kl - kv floats, one at a time.
-                    for t in kv..<kl {
-                        let u = w0[t], v = w1[t]
-                        let q0 = xr[t], q1 = x1[t], q2 = x2[t], q3 = x3[t], q4 = x4[t]
-                        sp[0] += u * q0; sp[1] += u * q1; sp[2] += u * q2; sp[3] += u * q3; sp[4] += u * q4
-                        sp[5] += v * q0; sp[6] += v * q1; sp[7] += v * q2; sp[8] += v * q3; sp[9] += v * q4
-                    }
-                    let yr = y + r * n + j
-                    for t in 0..<cnt { yr[t * n] += sp[t] }
-                    if pair { for t in 0..<cnt { yr[t * n + 1] += sp[5 + t] } }
-                    r += cnt
+        var j = rows.lowerBound
+        while j < rows.upperBound {
+            let pair = j + 1 < rows.upperBound
+            let w0 = w + j * k, w1 = pair ? w0 + k : w0
+            var r = 0
+            while r < m {
+                // Up to five input rows; missing ones repeat row r (results dropped).
+                let cnt = min(5, m - r)
+                let xr = x + r * k
+                let x1 = cnt > 1 ? xr + k : xr, x2 = cnt > 2 ? xr + 2 * k : xr
+                let x3 = cnt > 3 ? xr + 3 * k : xr, x4 = cnt > 4 ? xr + 4 * k : xr
+                sp.update(repeating: 0, count: 10)
+                denseDot2x5(xr, x1, x2, x3, x4, w0, w1, kv, sp)
+                // The last k - kv floats, one at a time.
+                for t in kv..<k {
+                    let u = w0[t], v = w1[t]
+                    let q0 = xr[t], q1 = x1[t], q2 = x2[t], q3 = x3[t], q4 = x4[t]
+                    sp[0] += u * q0; sp[1] += u * q1; sp[2] += u * q2; sp[3] += u * q3; sp[4] += u * q4
+                    sp[5] += v * q0; sp[6] += v * q1; sp[7] += v * q2; sp[8] += v * q3; sp[9] += v * q4
                 }
-                j += pair ? 2 : 1
+                let yr = y + r * n + j
+                for t in 0..<cnt { yr[t * n] += sp[t] }
+                if pair { for t in 0..<cnt { yr[t * n + 1] += sp[5 + t] } }
+                r += cnt
             }
-            k0 += kl
+            j += pair ? 2 : 1
         }
     }
 }

@@ -263,8 +263,12 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
                     var arg = -1
                     for yy in h0..<h1 {
                         let row = src + yy * w
-                        for xx in w0..<w1 where row[xx] > best {
-                            best = row[xx]; arg = yy * w + xx
+                        for xx in w0..<w1 {
+                            // Branch-free (the winner is data-dependent, so a
+                            // branch mispredicts often); strict > as Caffe.
+                            let v = row[xx], better = v > best
+                            best = better ? v : best
+                            arg = better ? yy * w + xx : arg
                         }
                     }
                     dst[py * ow + px] = best

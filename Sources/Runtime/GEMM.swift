@@ -1,8 +1,16 @@
 import CBLAS
+import Dispatch
 
 /// The one matrix-multiply entry point: C = alpha * op(A) * op(B) + beta * C,
 /// row-major, op(A) is M x K, op(B) is K x N, C is M x N. Every convolution,
 /// deconvolution and inner product goes through here (OpenBLAS sgemm).
+///
+/// Threads: OpenBLAS runs single-threaded and a large product is split here
+/// into `computeThreads()` slabs of C (along N when M <= N, else along M),
+/// one single-threaded sgemm each, on the same Dispatch pool as every other
+/// parallel kernel. With OpenBLAS's own threads, its idle workers keep
+/// spinning after each GEMM (about 0.1 s) and compete for the cores with the
+/// element-wise kernels that run between GEMMs; one pool avoids that.
 @inline(__always)
 public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                  alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil,
@@ -11,15 +19,56 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
     guard m > 0, n > 0 else { return }
     if k == 0 {
         // BLAS leaves C alone when K == 0 only for beta == 1; be explicit.
-        scale(c, count: m * n, by: beta)
+        for r in 0..<m { scale(c + r * (ldc ?? n), count: n, by: beta) }
         return
     }
-    cblas_sgemm(CblasRowMajor,
-                transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha,
-                a, Int32(lda ?? (transA ? m : k)),
-                b, Int32(ldb ?? (transB ? k : n)),
-                beta, c, Int32(ldc ?? n))
+    let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
+    let parts = gemmParts(m: m, n: n, k: k)
+    if parts == 1 {
+        sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    }
+    if m <= n {
+        // Slabs of columns: each part packs all of A (the smaller operand).
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let lo = gemmSplit(n, p, parts, align: 16), hi = gemmSplit(n, p + 1, parts, align: 16)
+            guard hi > lo else { return }
+            let bp = transB ? b + lo * ldb : b + lo
+            sgemm(transA, transB, m, hi - lo, k, alpha, a, lda, bp, ldb, beta, c + lo, ldc)
+        }
+    } else {
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let lo = gemmSplit(m, p, parts, align: 4), hi = gemmSplit(m, p + 1, parts, align: 4)
+            guard hi > lo else { return }
+            let ap = transA ? a + lo : a + lo * lda
+            sgemm(transA, transB, hi - lo, n, k, alpha, ap, lda, b, ldb, beta, c + lo * ldc, ldc)
+        }
+    }
+}
+
+@inline(__always)
+private func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                   _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                   _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// How many slabs a product is split into: one below about 4 MFLOP (the
+/// wake-up of a second thread costs more than it saves), and never so many
+/// that a slab is narrower than 32 columns or rows.
+@inline(__always)
+func gemmParts(m: Int, n: Int, k: Int) -> Int {
+    let threads = computeThreads()
+    guard threads > 1, m * n * k >= (1 << 21) else { return 1 }
+    return max(1, min(threads, max(m, n) / 32))
+}
+
+/// Boundary p of `parts` near-equal slabs of 0..<n, rounded to `align`.
+@inline(__always)
+func gemmSplit(_ n: Int, _ p: Int, _ parts: Int, align: Int) -> Int {
+    if p >= parts { return n }
+    return min(n, (n * p / parts + align / 2) / align * align)
 }
 
 /// y = alpha * op(A) x + beta * y with A row-major M x N.
@@ -45,7 +94,31 @@ public func axpy(_ count: Int, _ alpha: Float, _ x: UnsafePointer<Float>, _ y: U
     for i in 0..<count { y[i] += alpha * x[i] }
 }
 
-/// The BLAS thread count (OpenBLAS keeps this process-wide; the CLI sets it
-/// once from --threads).
-public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
-public func blasThreads() -> Int { Int(openblas_get_num_threads()) }
+/// The compute thread count shared by the split GEMM and the parallel
+/// kernels (the CLI sets it from --threads). It starts at OpenBLAS's own
+/// default (all cores, or OPENBLAS_NUM_THREADS), and OpenBLAS itself is then
+/// kept single-threaded.
+private struct ComputeThreads: @unchecked Sendable {
+    nonisolated(unsafe) static var count: Int = {
+        let n = Int(openblas_get_num_threads())
+        openblas_set_num_threads(1)
+        return max(1, n)
+    }()
+}
+
+public func setComputeThreads(_ n: Int) {
+    ComputeThreads.count = max(1, n)
+    openblas_set_num_threads(1)
+}
+@inline(__always)
+public func computeThreads() -> Int { ComputeThreads.count }
+
+/// C = A B (row-major, M x K times K x N) in one sgemm call on OpenBLAS's
+/// own thread pool at `computeThreads()` threads: the reference `bench`
+/// measures the machine's SGEMM rate with. OpenBLAS returns to one thread.
+public func openBLASThreadedGemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                 c: UnsafeMutablePointer<Float>) {
+    openblas_set_num_threads(Int32(computeThreads()))
+    defer { openblas_set_num_threads(1) }
+    sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
+}
