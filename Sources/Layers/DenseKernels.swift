@@ -409,40 +409,109 @@ func denseSmallBatchGemmNT(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: U
 }
 
 /// dx (m x k) = dy (m x n) * W (n x k) for a batch of a few rows (the input
-/// gradient of an InnerProduct at batch <= 10): W is streamed from memory
-/// once, in column blocks that each thread owns, while the m partial rows of
-/// the block stay in L1. Zero entries of dy (after a ReLU, most of them) skip
-/// their weight row. BLAS packs W for such a GEMM and is about half as fast.
+/// gradient of an InnerProduct at batch <= 10). Each thread streams its own
+/// contiguous slice of W's rows once, eight rows side by side: every eight
+/// floats of the eight rows are loaded once into registers and serve all m
+/// rows of dy (dy[r, j..<j+8] broadcast), accumulated into the thread's own
+/// m x k partial sum; the partials are added at the end. A group whose eight
+/// dy entries are all zero for some r (common after a ReLU) skips that r.
+/// BLAS packs W for such a GEMM and is about half as fast.
 func denseSmallBatchGemmNN(m: Int, n: Int, k: Int, dy: UnsafePointer<Float>, w: UnsafePointer<Float>,
                            dx: UnsafeMutablePointer<Float>) {
-    let block = 512                                   // m x 512 floats of sums: 20 KB at m = 10
-    let blocks = (k + block - 1) / block
-    let parts = min(denseParts(work: n * k), blocks)
+    let parts = min(denseParts(work: n * k), max(1, n / 8))
+    // Part 0 sums into dx, the others into their own buffers.
+    let partials = (1..<max(parts, 1)).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: m * k) }
+    defer { for p in partials { p.deallocate() } }
     denseParallel(parts: parts) { part in
-        let mine = denseSlice(blocks, part, parts)
-        let acc = UnsafeMutablePointer<Float>.allocate(capacity: m * block)
-        defer { acc.deallocate() }
-        for b in mine {
-            let c0 = b * block, bw = min(block, k - c0), bv = bw & ~7
-            acc.update(repeating: 0, count: m * bw)
-            for j in 0..<n {
-                let wr = w + j * k + c0
-                for r in 0..<m {
-                    let a = dy[r * n + j]
-                    if a == 0 { continue }
-                    let out = acc + r * bw
-                    let av = SIMD8<Float>(repeating: a)
-                    var t = 0
-                    while t < bv {
-                        let wv = UnsafeRawPointer(wr + t).loadUnaligned(as: SIMD8<Float>.self)
-                        let ov = UnsafeRawPointer(out + t).loadUnaligned(as: SIMD8<Float>.self)
-                        UnsafeMutableRawPointer(out + t).storeBytes(of: ov + av * wv, as: SIMD8<Float>.self)
-                        t += 8
-                    }
-                    while t < bw { out[t] += a * wr[t]; t += 1 }
-                }
+        let acc = part == 0 ? dx : partials[part - 1]
+        acc.update(repeating: 0, count: m * k)
+        let lo = part == 0 ? 0 : (n * part / parts) & ~7
+        let hi = part == parts - 1 ? n : (n * (part + 1) / parts) & ~7
+        // Column panels whose m partial rows fit in L2 beside the streamed W.
+        let panel = max(64, (49_152 / max(m, 1)) & ~7)
+        var c0 = 0
+        while c0 < k {
+            let c1 = min(k, c0 + panel)
+            var j = lo
+            while j + 8 <= hi {
+                denseRowsTimesDy8(m: m, n: n, k: k, cols: c0..<c1, dy: dy + j, w: w + j * k, acc: acc)
+                j += 8
             }
-            for r in 0..<m { (dx + r * k + c0).update(from: acc + r * bw, count: bw) }
+            c0 = c1
+        }
+        var j = hi - (hi - lo) % 8
+        while j < hi {
+            // Leftover rows one at a time.
+            let wr = w + j * k
+            for r in 0..<m {
+                let a = dy[r * n + j]
+                if a == 0 { continue }
+                let out = acc + r * k
+                for t in 0..<k { out[t] += a * wr[t] }
+            }
+            j += 1
+        }
+    }
+    for p in partials {
+        for i in 0..<(m * k) { dx[i] += p[i] }
+    }
+}
+
+/// acc[r, cols] += sum over q < 8 of dy[r * n + q] * W[q, cols] for the
+/// eight rows of W at `w` (row length k), r in 0..<m.
+@inline(__always)
+private func denseRowsTimesDy8(m: Int, n: Int, k: Int, cols: Range<Int>, dy: UnsafePointer<Float>,
+                               w: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>) {
+    // The r with a non-zero coefficient among the eight.
+    var live = [Int]()
+    live.reserveCapacity(m)
+    for r in 0..<m {
+        let d = dy + r * n
+        if d[0] != 0 || d[1] != 0 || d[2] != 0 || d[3] != 0 || d[4] != 0 || d[5] != 0 || d[6] != 0 || d[7] != 0 {
+            live.append(r)
+        }
+    }
+    if live.isEmpty { return }
+    let kv = cols.lowerBound + (cols.count & ~7)
+    let raw = UnsafeRawPointer(w), rowBytes = 4 * k
+    // Blocks of 256 columns: the eight rows' pieces (8 KB) stay in L1 while
+    // each live r adds its eight broadcast coefficients times them.
+    var b0 = cols.lowerBound
+    while b0 < kv {
+        let b1 = min(kv, b0 + 256)
+        for r in live {
+            let d = dy + r * n
+            let a0 = SIMD8<Float>(repeating: d[0]), a1 = SIMD8<Float>(repeating: d[1])
+            let a2 = SIMD8<Float>(repeating: d[2]), a3 = SIMD8<Float>(repeating: d[3])
+            let a4 = SIMD8<Float>(repeating: d[4]), a5 = SIMD8<Float>(repeating: d[5])
+            let a6 = SIMD8<Float>(repeating: d[6]), a7 = SIMD8<Float>(repeating: d[7])
+            let o = UnsafeMutableRawPointer(acc + r * k)
+            var c = b0
+            while c < b1 {
+                let off = 4 * c
+                var v = o.loadUnaligned(fromByteOffset: off, as: SIMD8<Float>.self)
+                v = v.addingProduct(a0, raw.loadUnaligned(fromByteOffset: off, as: SIMD8<Float>.self))
+                v = v.addingProduct(a1, raw.loadUnaligned(fromByteOffset: off + rowBytes, as: SIMD8<Float>.self))
+                v = v.addingProduct(a2, raw.loadUnaligned(fromByteOffset: off + 2 * rowBytes, as: SIMD8<Float>.self))
+                v = v.addingProduct(a3, raw.loadUnaligned(fromByteOffset: off + 3 * rowBytes, as: SIMD8<Float>.self))
+                v = v.addingProduct(a4, raw.loadUnaligned(fromByteOffset: off + 4 * rowBytes, as: SIMD8<Float>.self))
+                v = v.addingProduct(a5, raw.loadUnaligned(fromByteOffset: off + 5 * rowBytes, as: SIMD8<Float>.self))
+                v = v.addingProduct(a6, raw.loadUnaligned(fromByteOffset: off + 6 * rowBytes, as: SIMD8<Float>.self))
+                v = v.addingProduct(a7, raw.loadUnaligned(fromByteOffset: off + 7 * rowBytes, as: SIMD8<Float>.self))
+                o.storeBytes(of: v, toByteOffset: off, as: SIMD8<Float>.self)
+                c += 8
+            }
+        }
+        b0 = b1
+    }
+    if kv < cols.upperBound {
+        for r in live {
+            let d = dy + r * n, out = acc + r * k
+            for t in kv..<cols.upperBound {
+                var s = out[t]
+                for q in 0..<8 { s += d[q] * w[q * k + t] }
+                out[t] = s
+            }
         }
     }
 }

@@ -15,11 +15,24 @@ public final class Storage: @unchecked Sendable {
     }
     deinit { free(pointer) }
 
+    /// Storages of at least this many bytes are aligned to, and sized in,
+    /// 2 MB huge pages, and the kernel is asked to back them with such pages
+    /// (Linux transparent huge pages in "madvise" mode): the FC kernels walk
+    /// weight matrices by rows hundreds of KB apart, and with 4 KB pages
+    /// every row is a TLB miss.
+    static let hugePageBytes = 2 << 20
+
     private static func allocate(_ n: Int) -> UnsafeMutablePointer<Float> {
         var raw: UnsafeMutableRawPointer?
-        guard posix_memalign(&raw, 64, n * MemoryLayout<Float>.stride) == 0, let raw else {
+        var bytes = n * MemoryLayout<Float>.stride
+        let huge = bytes >= 2 * hugePageBytes
+        if huge { bytes = (bytes + hugePageBytes - 1) / hugePageBytes * hugePageBytes }
+        guard posix_memalign(&raw, huge ? hugePageBytes : 64, bytes) == 0, let raw else {
             fatalError("out of memory allocating \(n) floats")   // not user data: the machine is out of memory
         }
+        #if os(Linux)
+        if huge { _ = madvise(raw, bytes, MADV_HUGEPAGE) }   // advice only: ignored where unsupported
+        #endif
         let p = raw.bindMemory(to: Float.self, capacity: n)
         p.initialize(repeating: 0, count: n)
         return p
