@@ -92,23 +92,64 @@ public enum NPY {
     }
 
     /// Encodes float32 little-endian, C order, format version 1.0.
-    public static func encode(_ t: Tensor) -> [UInt8] {
-        let shapeText = t.shape.rank == 1 ? "(\(t.shape[0]),)" : "(" + t.shape.dims.map(String.init).joined(separator: ", ") + ")"
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
-        // Pad so that the data starts on a 64-byte boundary; end with a newline.
-        let total = 10 + header.utf8.count + 1
-        header += String(repeating: " ", count: (64 - total % 64) % 64) + "\n"
-        var out: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
-        let n = header.utf8.count
-        out += [UInt8(n & 0xff), UInt8(n >> 8)]
-        out += Array(header.utf8)
+    /// `growable` gives a 2-d array a header of fixed size (`growableHeaderBytes`)
+    /// whatever its row count, so `appendRows` can extend it in place.
+    public static func encode(_ t: Tensor, growable: Bool = false) -> [UInt8] {
+        var out = header(t.shape.dims, growable: growable)
         out.reserveCapacity(out.count + t.count * 4)
         UnsafeBufferPointer(start: t.data, count: t.count).withMemoryRebound(to: UInt8.self) { out += $0 }
         return out
     }
 
-    public static func write(_ t: Tensor, to path: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: Data(encode(t))) else {
+    /// Size of a growable header: room for any row count.
+    public static let growableHeaderBytes = 128
+
+    /// The magic, version and header dictionary of a float32 C-order array,
+    /// padded so the data starts on a 64-byte boundary (or, growable, at
+    /// exactly `growableHeaderBytes`).
+    static func header(_ dims: [Int], growable: Bool = false) -> [UInt8] {
+        let shapeText = dims.count == 1 ? "(\(dims[0]),)" : "(" + dims.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
+        let total = 10 + header.utf8.count + 1
+        let pad = growable ? max(0, growableHeaderBytes - total) : (64 - total % 64) % 64
+        header += String(repeating: " ", count: pad) + "\n"
+        var out: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
+        let n = header.utf8.count
+        out += [UInt8(n & 0xff), UInt8(n >> 8)]
+        out += Array(header.utf8)
+        return out
+    }
+
+    /// Extends the growable 2-d float32 file at `path` (written by `encode`
+    /// with `growable: true`) from `rowsBefore` rows to rowsBefore + the rows
+    /// given: writes the new rows after row `rowsBefore` (dropping anything
+    /// beyond it, e.g. rows of an interrupted run), then rewrites the header's
+    /// row count in place. Until the header is rewritten the file still reads
+    /// as its old `rowsBefore` rows. Returns false, changing nothing, when the
+    /// file is not such a file of `columns` columns.
+    public static func appendRows(_ rows: UnsafeBufferPointer<Float>, columns: Int, rowsBefore: Int,
+                                  to path: String) throws -> Bool {
+        guard columns > 0, rows.count % columns == 0 else { return false }
+        guard let fh = FileHandle(forUpdatingAtPath: path) else { return false }
+        defer { try? fh.close() }
+        let expected = header([rowsBefore, columns], growable: true)
+        guard expected.count == growableHeaderBytes,
+              let old = try fh.read(upToCount: expected.count), Array(old) == expected else { return false }
+        let end = UInt64(growableHeaderBytes + rowsBefore * columns * 4)
+        do {
+            try fh.seek(toOffset: end)
+            try fh.write(contentsOf: Data(buffer: rows))
+            try fh.truncate(atOffset: end + UInt64(rows.count * 4))
+            try fh.seek(toOffset: 0)
+            try fh.write(contentsOf: header([rowsBefore + rows.count / columns, columns], growable: true))
+        } catch {
+            throw IOError(path, "cannot be extended (\(error.localizedDescription))")
+        }
+        return true
+    }
+
+    public static func write(_ t: Tensor, to path: String, growable: Bool = false) throws {
+        guard FileManager.default.createFile(atPath: path, contents: Data(encode(t, growable: growable))) else {
             throw IOError(path, "cannot be written (check that the folder exists and is writable)")
         }
     }

@@ -60,6 +60,9 @@ final class SampleFolder {
             codes = (0..<n).map { Array(UnsafeBufferPointer(start: c.data + $0 * c.shape[1], count: c.shape[1])) }
             embeddings = (0..<n).map { Array(UnsafeBufferPointer(start: e.data + $0 * e.shape[1], count: e.shape[1])) }
             manifest = old
+            // Arrays that match the manifest are extended in place; longer
+            // ones (a killed run) are rewritten whole at the next flush.
+            rowsOnDisk = c.shape[0] == n && e.shape[0] == n ? n : 0
             manifest.configuration = configuration
             manifest.summary = nil
         }
@@ -71,8 +74,8 @@ final class SampleFolder {
         }
     }
 
-    /// Appends samples: PNGs first, then the arrays and the manifest, each
-    /// replaced atomically (write then rename).
+    /// Appends samples: PNGs first, then the arrays and the manifest (see
+    /// `flush`).
     func append(_ batch: [Sample], band: Int, image: (Sample) -> PNGImage?) throws {
         for s in batch {
             let index = manifest.samples.count
@@ -85,15 +88,38 @@ final class SampleFolder {
         try flush()
     }
 
+    /// Writes what `append` added: the new rows of codes.npy and
+    /// embeddings.npy (appended in place; the first time, or when a file is
+    /// not one we can extend, the whole array is replaced atomically), then
+    /// samples.json, replaced atomically. samples.json is the commit point: a
+    /// run killed before it leaves the arrays with extra rows, which a resume
+    /// drops and overwrites.
     func flush() throws {
-        try atomically(dir + "/codes.npy") { try NPY.write(Self.matrix(codes), to: $0) }
-        try atomically(dir + "/embeddings.npy") { try NPY.write(Self.matrix(embeddings), to: $0) }
+        try save(codes, "codes.npy")
+        try save(embeddings, "embeddings.npy")
+        rowsOnDisk = codes.count
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try enc.encode(manifest)
         try atomically(dir + "/samples.json") { p in
             guard FileManager.default.createFile(atPath: p, contents: data) else { throw SamplerError("\(p): cannot be written") }
         }
+    }
+
+    /// How many rows of the arrays are on disk (known to be, this process).
+    private var rowsOnDisk = 0
+
+    private func save(_ rows: [[Float]], _ name: String) throws {
+        let path = dir + "/" + name, width = rows.first?.count ?? 0
+        if rowsOnDisk > 0, rowsOnDisk == rows.count { return }   // nothing new
+        if rowsOnDisk > 0, rowsOnDisk < rows.count, width > 0 {
+            let added = rows[rowsOnDisk...].flatMap { $0 }
+            let done = try added.withUnsafeBufferPointer {
+                try NPY.appendRows($0, columns: width, rowsBefore: rowsOnDisk, to: path)
+            }
+            if done { return }
+        }
+        try atomically(path) { try NPY.write(Self.matrix(rows), to: $0, growable: true) }
     }
 
     static func matrix(_ rows: [[Float]]) -> Tensor {

@@ -502,4 +502,44 @@ struct ImageIOTests {
         try sheet.write(to: out)
         #expect(try PNGImage.read(out) == sheet)
     }
+
+    @Test func growableArraysAreExtendedInPlace() throws {
+        let p = try Self.tempPath("codes.npy")
+        let rows = (0..<7).map { r in (0..<3).map { Float(r * 10 + $0) } }
+        try NPY.write(Tensor(shape: [2, 3], values: rows[0..<2].flatMap { $0 }), to: p, growable: true)
+        // Two appends; the file reads back as all rows after each.
+        for (before, after) in [(2, 5), (5, 7)] {
+            let added = rows[before..<after].flatMap { $0 }
+            #expect(try added.withUnsafeBufferPointer { try NPY.appendRows($0, columns: 3, rowsBefore: before, to: p) })
+            let t = try NPY.read(p)
+            #expect(t.shape == Shape([after, 3]))
+            #expect(t.array == rows[0..<after].flatMap { $0 })
+        }
+        #expect(try FileManager.default.attributesOfItem(atPath: p)[.size] as? Int == NPY.growableHeaderBytes + 7 * 3 * 4)
+
+        // A run killed after writing rows but before the header: the extra
+        // rows are replaced and the file cut to the new length.
+        let q = try Self.tempPath("killed.npy")
+        var bytes = NPY.encode(Tensor(shape: [2, 3], values: rows[0..<2].flatMap { $0 }), growable: true)
+        bytes += [UInt8](repeating: 0xFF, count: 5 * 3 * 4)   // five stray rows of NaN
+        #expect(FileManager.default.createFile(atPath: q, contents: Data(bytes)))
+        #expect(try NPY.read(q).shape == Shape([2, 3]))        // the header still counts two
+        let one = rows[2]
+        #expect(try one.withUnsafeBufferPointer { try NPY.appendRows($0, columns: 3, rowsBefore: 2, to: q) })
+        #expect(try NPY.read(q).array == rows[0..<3].flatMap { $0 })
+        #expect(try FileManager.default.attributesOfItem(atPath: q)[.size] as? Int == NPY.growableHeaderBytes + 3 * 3 * 4)
+
+        // Not extendable (a 1-d array, another width, another row count):
+        // false, and the file is left as it was.
+        let r = try Self.tempPath("flat.npy")
+        try NPY.write(Tensor(shape: [6], values: rows[0..<2].flatMap { $0 }), to: r)
+        let before = try Data(contentsOf: URL(fileURLWithPath: r))
+        for (cols, n) in [(3, 2), (6, 1)] {
+            #expect(try !one.withUnsafeBufferPointer { try NPY.appendRows($0, columns: cols, rowsBefore: n, to: r) })
+        }
+        #expect(try !one.withUnsafeBufferPointer { try NPY.appendRows($0, columns: 1, rowsBefore: 21, to: p) })
+        #expect(try !one.withUnsafeBufferPointer { try NPY.appendRows($0, columns: 3, rowsBefore: 4, to: p) })
+        #expect(try Data(contentsOf: URL(fileURLWithPath: r)) == before)
+        #expect(try NPY.read(p).shape == Shape([7, 3]))
+    }
 }
