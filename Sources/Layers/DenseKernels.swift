@@ -72,11 +72,18 @@ func denseIm2colBatch(_ g: ConvGeometry, _ images: UnsafePointer<Float>, count: 
     let l = g.columnCols, ld = count * l
     let units = g.channels * g.kernelH
     denseParallel(work: g.columnRows * ld) { part, parts in
+        // Strided windows read each source row split into its sw phases.
+        let phases = g.strideW > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: g.width + g.strideW) : nil
+        defer { phases?.deallocate() }
         for u in denseSlice(units, part, parts) {
             let c = u / g.kernelH, ki = u - c * g.kernelH
             for b in 0..<count {
-                denseIm2colTap(g, images + b * imageStride + c * g.height * g.width, ki: ki,
-                               col + u * g.kernelW * ld + b * l, ld: ld)
+                let src = images + b * imageStride + c * g.height * g.width, dst = col + u * g.kernelW * ld + b * l
+                if let phases {
+                    denseIm2colTapStrided(g, src, ki: ki, dst, ld: ld, phases: phases)
+                } else {
+                    denseIm2colTap(g, src, ki: ki, dst, ld: ld)
+                }
             }
         }
     }
@@ -103,11 +110,50 @@ private func denseIm2colTap(_ g: ConvGeometry, _ src: UnsafePointer<Float>, ki: 
         for oy in oy0..<oy1 {
             let d = out + oy * ow, row = src + (oy * sh + dy) * w + dx
             for ox in 0..<lo { d[ox] = 0 }
-            if sw == 1 {
-                denseCopyRun(d + lo, row + lo, hi - lo)
-            } else {
-                for ox in lo..<hi { d[ox] = row[ox * sw] }
-            }
+            denseCopyRun(d + lo, row + lo, hi - lo)
+            for ox in hi..<ow { d[ox] = 0 }
+        }
+    }
+}
+
+/// Floor division and the non-negative remainder, for s > 0.
+@inline(__always)
+func denseFloorDivMod(_ a: Int, _ s: Int) -> (q: Int, r: Int) {
+    let q = a >= 0 ? a / s : -((-a + s - 1) / s)
+    return (q, a - q * s)
+}
+
+/// denseIm2colTap for a horizontal stride sw > 1: each source row is split
+/// once into its sw phases (x = i*sw + r goes to phases[r*pw + i]), after
+/// which every window column is a contiguous run of one phase instead of a
+/// strided gather. `phases` holds at least width + sw floats.
+@inline(__always)
+private func denseIm2colTapStrided(_ g: ConvGeometry, _ src: UnsafePointer<Float>, ki: Int,
+                                   _ dst: UnsafeMutablePointer<Float>, ld: Int, phases: UnsafeMutablePointer<Float>) {
+    let oh = g.outHeight, ow = g.outWidth, h = g.height, w = g.width
+    let sh = g.strideH, sw = g.strideW, pw = (w + sw - 1) / sw
+    let dy = ki * g.dilationH - g.padH
+    let oy0 = min(oh, max(0, denseCeilDiv(-dy, sh))), oy1 = max(oy0, min(oh, denseCeilDiv(h - dy, sh)))
+    for kj in 0..<g.kernelW {
+        let out = dst + kj * ld
+        if oy0 > 0 { out.update(repeating: 0, count: oy0 * ow) }
+        if oy1 < oh { (out + oy1 * ow).update(repeating: 0, count: (oh - oy1) * ow) }
+    }
+    for oy in oy0..<oy1 {
+        let row = src + (oy * sh + dy) * w
+        for r in 0..<sw {
+            let p = phases + r * pw
+            var i = 0, x = r
+            while x < w { p[i] = row[x]; i += 1; x += sw }
+        }
+        for kj in 0..<g.kernelW {
+            let dx = kj * g.dilationW - g.padW
+            let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
+            let hi = max(lo, w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1))
+            let (q, r) = denseFloorDivMod(dx, sw)
+            let d = dst + kj * ld + oy * ow
+            for ox in 0..<lo { d[ox] = 0 }
+            denseCopyRun(d + lo, phases + r * pw + lo + q, hi - lo)
             for ox in hi..<ow { d[ox] = 0 }
         }
     }
@@ -161,12 +207,20 @@ func denseCol2imBatch(_ g: ConvGeometry, _ col: UnsafePointer<Float>, count: Int
     denseParallel(work: g.columnRows * ld) { part, parts in
         // Bands of rows only when there are too few channels to share out.
         let bands = g.channels >= 4 * parts ? 1 : min(h, 4 * parts)
+        // Strided windows add into the rows' sw phases, interleaved at the end.
+        let pw = (g.width + g.strideW - 1) / g.strideW
+        let phases = g.strideW > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: g.strideW * pw * ((h + bands - 1) / bands)) : nil
+        defer { phases?.deallocate() }
         for u in denseSlice(g.channels * bands, part, parts) {
             let c = u / bands, band = u - c * bands
             let ys = denseSlice(h, band, bands)
             for b in 0..<count {
-                denseCol2imChannel(g, col + c * g.kernelH * g.kernelW * ld + b * l, ld: ld,
-                                   images + b * imageStride + c * h * g.width, rows: ys)
+                let src = col + c * g.kernelH * g.kernelW * ld + b * l, image = images + b * imageStride + c * h * g.width
+                if let phases {
+                    denseCol2imChannelStrided(g, src, ld: ld, image, rows: ys, phases: phases)
+                } else {
+                    denseCol2imChannel(g, src, ld: ld, image, rows: ys)
+                }
             }
         }
     }
@@ -194,12 +248,47 @@ private func denseCol2imChannel(_ g: ConvGeometry, _ col: UnsafePointer<Float>, 
             for oy in oy0..<oy1 {
                 let src = base + oy * ow
                 let row = image + (oy * sh + dy) * w + dx
-                if sw == 1 {
-                    denseAddRun(row + lo, src + lo, hi - lo)
-                } else {
-                    for ox in lo..<hi { row[ox * sw] += src[ox] }
-                }
+                denseAddRun(row + lo, src + lo, hi - lo)
             }
+        }
+    }
+}
+
+/// denseCol2imChannel for a horizontal stride sw > 1: the window columns
+/// are added as contiguous runs into the image rows split into their sw
+/// phases (pixel x of row y at phases[(r * rows + y - ys.lowerBound) * pw +
+/// i], x = i*sw + r), which are then added back into the image rows.
+/// `phases` holds at least sw * pw * ys.count floats, pw = ceil(width / sw).
+private func denseCol2imChannelStrided(_ g: ConvGeometry, _ col: UnsafePointer<Float>, ld: Int,
+                                       _ image: UnsafeMutablePointer<Float>, rows ys: Range<Int>,
+                                       phases: UnsafeMutablePointer<Float>) {
+    let oh = g.outHeight, ow = g.outWidth, w = g.width
+    let sh = g.strideH, sw = g.strideW, pw = (w + sw - 1) / sw, rows = ys.count
+    phases.update(repeating: 0, count: sw * pw * rows)
+    for ki in 0..<g.kernelH {
+        let dy = ki * g.dilationH - g.padH
+        let oy0 = max(0, denseCeilDiv(ys.lowerBound - dy, sh))
+        let oy1 = min(oh, denseCeilDiv(ys.upperBound - dy, sh))
+        guard oy1 > oy0 else { continue }
+        for kj in 0..<g.kernelW {
+            let dx = kj * g.dilationW - g.padW
+            let base = col + (ki * g.kernelW + kj) * ld
+            let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
+            let hi = w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1)
+            guard hi > lo else { continue }
+            let (q, r) = denseFloorDivMod(dx, sw)
+            for oy in oy0..<oy1 {
+                let y = oy * sh + dy - ys.lowerBound
+                denseAddRun(phases + (r * rows + y) * pw + lo + q, base + oy * ow + lo, hi - lo)
+            }
+        }
+    }
+    for y in 0..<rows {
+        let row = image + (ys.lowerBound + y) * w
+        for r in 0..<sw {
+            let p = phases + (r * rows + y) * pw
+            var i = 0, x = r
+            while x < w { row[x] += p[i]; i += 1; x += sw }
         }
     }
 }
