@@ -15,17 +15,18 @@ public final class Storage: @unchecked Sendable {
     }
     deinit { free(pointer) }
 
-    /// Storages of at least this many bytes are aligned to, and sized in,
+    /// Storages of 16 MB and more are aligned to, and sized in,
     /// 2 MB huge pages, and the kernel is asked to back them with such pages
-    /// (Linux transparent huge pages in "madvise" mode): the FC kernels walk
-    /// weight matrices by rows hundreds of KB apart, and with 4 KB pages
-    /// every row is a TLB miss.
+    /// (Linux transparent huge pages in "madvise" mode): the FC kernels read
+    /// eight weight rows side by side, tens of KB apart, and with 4 KB pages
+    /// each row costs its own TLB misses. Smaller storages keep 64-byte
+    /// alignment (rounding them up would add to the peak memory).
     static let hugePageBytes = 2 << 20
 
     private static func allocate(_ n: Int) -> UnsafeMutablePointer<Float> {
         var raw: UnsafeMutableRawPointer?
         var bytes = n * MemoryLayout<Float>.stride
-        let huge = bytes >= 2 * hugePageBytes
+        let huge = bytes >= 8 * hugePageBytes
         if huge { bytes = (bytes + hugePageBytes - 1) / hugePageBytes * hugePageBytes }
         guard posix_memalign(&raw, huge ? hugePageBytes : 64, bytes) == 0, let raw else {
             fatalError("out of memory allocating \(n) floats")   // not user data: the machine is out of memory
