@@ -211,7 +211,24 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
                     outImage: spec.numOutput * g.columnCols)
     }
 
-    /// y = W * im2col(x) + b, per group; batched over images.
+    /// The Winograd F(2x2, 3x3) plan for input `p`, when it applies: for
+    /// the forward pass (`gradient` false) or for dx, the correlation of dy
+    /// with the flipped, transposed filters padded by 2 - pad.
+    private func winograd(_ p: Plan, gradient: Bool) -> WinogradPlan? {
+        guard WinogradPlan.applies(kernelH: spec.kernelH, kernelW: spec.kernelW, strideH: spec.strideH,
+                                   strideW: spec.strideW, dilationH: spec.dilationH, dilationW: spec.dilationW,
+                                   padH: spec.padH, padW: spec.padW, inChannels: p.kg / 9, outChannels: p.mg,
+                                   outH: p.g.outHeight, outW: p.g.outWidth) else { return nil }
+        if gradient {
+            return WinogradPlan(images: p.num, groups: spec.group, c: p.mg, k: p.kg / 9, h: p.g.outHeight,
+                                w: p.g.outWidth, padH: 2 - spec.padH, padW: 2 - spec.padW)
+        }
+        return WinogradPlan(images: p.num, groups: spec.group, c: p.kg / 9, k: p.mg, h: p.g.height,
+                            w: p.g.width, padH: spec.padH, padW: spec.padW)
+    }
+
+    /// y = W * im2col(x) + b, per group; batched over images. 3x3 stride-1
+    /// layers use Winograd F(2x2, 3x3) instead (see Winograd.swift).
     func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
         let wp = parameters[0].data, groups = spec.group
         let bias = spec.biasTerm ? parameters[1].data : nil
@@ -219,6 +236,14 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
         for (xT, yT) in zip(inputs, outputs) {
             let p = try plan(xT.shape)
             let x = xT.data, y = yT.data
+            if let wg = winograd(p, gradient: false) {
+                let u = ctx.scratch(wg.filterFloats, slot: 2)
+                let wc = wg.c
+                winogradFilterTransform(wg, flip: false, u) { gk, c in UnsafePointer(wp + (gk * wc + c) * 9) }
+                winogradConvolve(wg, x: x, u: u, v: ctx.scratch(wg.inputFloats, slot: 0),
+                                 m: ctx.scratch(wg.outputFloats, slot: 1), y: y, bias: bias)
+                continue
+            }
             if p.g.isIdentity {
                 // 1x1: the image is its own column matrix (C x H*W).
                 for n in 0..<p.num {
@@ -268,8 +293,19 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
         for i in pass.inputs.indices {
             let p = try plan(pass.inputs[i].shape)
             let x = pass.inputs[i].data, dy = pass.outputGrads[i].data
-            let dx = pass.inputGrads[i]?.data
+            var dx = pass.inputGrads[i]?.data
             if let dB { denseAccumulateBiasGrad(dy, outer: p.num, channels: spec.numOutput, inner: p.l, dB) }
+            if let out = dx, let wg = winograd(p, gradient: true) {
+                // dx[g*C + c] = sum_k dy[g*K + k] (*) rot180(W[g*K + k][c]).
+                let u = ctx.scratch(wg.filterFloats, slot: 2), cg = wg.k, kg = wg.c
+                winogradFilterTransform(wg, flip: true, u) { gc, k in
+                    let g = gc / cg, c = gc - g * cg
+                    return UnsafePointer(wp + ((g * kg + k) * cg + c) * 9)
+                }
+                winogradConvolve(wg, x: dy, u: u, v: ctx.scratch(wg.inputFloats, slot: 0),
+                                 m: ctx.scratch(wg.outputFloats, slot: 1), y: out, bias: nil)
+                dx = nil   // done; the loop below computes dW only
+            }
             guard dW != nil || dx != nil else { continue }
             if p.g.isIdentity {
                 for n in 0..<p.num {

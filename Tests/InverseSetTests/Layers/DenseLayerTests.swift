@@ -235,6 +235,7 @@ struct DenseLayerTests {
 
     static let fixtureCases = [
         "conv_basic", "conv_stride_pad", "conv_group", "conv_rect_nobias", "conv_dilation", "conv_caffenet_conv1",
+        "conv_winograd",
         "deconv_k4s2p1", "deconv_k3s1p1", "deconv_group_nobias",
         "ip_basic", "ip_2d", "ip_transpose", "ip_axis2",
         "lrn_across", "lrn_caffenet", "lrn_within",
@@ -256,6 +257,15 @@ struct DenseLayerTests {
                             [[1, 3, 6, 7]], seed: 3)
         // 1x1 fast path, grouped.
         try expectGradients("type: \"Convolution\" convolution_param { num_output: 4 kernel_size: 1 group: 2 }", [[2, 4, 3, 3]], seed: 4)
+        // Winograd F(2x2, 3x3) path (3x3, stride 1, >= 16 channels, >= 8x8
+        // outputs). Its transforms round intermediates up to 4x the inputs,
+        // and that float32 rounding of the objective, divided by the 1e-2
+        // step, reaches ~1e-3 of the gradient (the direct path passes this
+        // case at 1e-3; one element here is off by 1.04x the threshold):
+        // threshold 2e-3. The comparison with the double-precision reference
+        // above holds the same path's y and dx to 1e-5.
+        try expectGradients("type: \"Convolution\" convolution_param { num_output: 16 kernel_size: 3 pad: 1 }", [[1, 16, 8, 9]],
+                            seed: 5, threshold: 2e-3)
     }
 
     @Test func convolutionTwoInputsShareWeights() throws {
@@ -281,6 +291,11 @@ struct DenseLayerTests {
             // Wide images: one per GEMM, im2col/col2im split by rows.
             ([2, 4, 100, 90], ConvCfg(cout: 4, group: 2, kh: 3, kw: 3, ph: 1, pw: 1)),
             ([2, 3, 101, 101], ConvCfg(cout: 2, kh: 5, kw: 5, sh: 3, sw: 2, ph: 1, pw: 2, dh: 2, dw: 1)),
+            // 3x3 stride 1 with enough channels: Winograd F(2x2, 3x3) for y
+            // and dx (odd and even output sizes, pads 0-2, groups).
+            ([2, 16, 10, 9], ConvCfg(cout: 20, kh: 3, kw: 3, ph: 1, pw: 1)),
+            ([3, 32, 11, 12], ConvCfg(cout: 32, group: 2, kh: 3, kw: 3, bias: false)),
+            ([1, 16, 8, 9], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 2, pw: 0)),
         ]
         for (i, (shape, cfg)) in cases.enumerated() {
             let x = randomTensor(shape, seed: UInt64(100 + i))
