@@ -67,13 +67,44 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
                     outImage: spec.numOutput * oh * ow)
     }
 
-    /// col = W^T x per group, then y = b + col2im(col).
+    /// The Winograd F(2x2, 3x3) plan for a 3x3 stride-1 layer, when it
+    /// applies: the forward pass is the correlation of x, padded by 2 - pad,
+    /// with the filters turned by 180 degrees; dx (`gradient`) is the
+    /// correlation of dy, padded by pad, with the filters as they are.
+    private func winograd(_ s: Shape, _ p: Plan, gradient: Bool) throws -> WinogradPlan? {
+        let (num, h, w) = try spec.inputDims(s, error: error)
+        let kPer = spec.numOutput / spec.group
+        guard WinogradPlan.applies(kernelH: spec.kernelH, kernelW: spec.kernelW, strideH: spec.strideH,
+                                   strideW: spec.strideW, dilationH: spec.dilationH, dilationW: spec.dilationW,
+                                   padH: spec.padH, padW: spec.padW, inChannels: p.cg, outChannels: kPer,
+                                   outH: min(h, p.g.height), outW: min(w, p.g.width)) else { return nil }
+        if gradient {
+            return WinogradPlan(images: num, groups: spec.group, c: kPer, k: p.cg, h: p.g.height, w: p.g.width,
+                                padH: spec.padH, padW: spec.padW)
+        }
+        return WinogradPlan(images: num, groups: spec.group, c: p.cg, k: kPer, h: h, w: w,
+                            padH: 2 - spec.padH, padW: 2 - spec.padW)
+    }
+
+    /// col = W^T x per group, then y = b + col2im(col). 3x3 stride-1
+    /// layers use Winograd F(2x2, 3x3) instead (see Winograd.swift).
     func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
         let wp = parameters[0].data, groups = spec.group
         let bias = spec.biasTerm ? parameters[1].data : nil
         for (xT, yT) in zip(inputs, outputs) {
             let p = try plan(xT.shape)
             let x = xT.data, y = yT.data
+            if let wg = try winograd(xT.shape, p, gradient: false) {
+                // y[g*K + k] = sum_c x[g*C + c] (*) rot180(W[g*C + c][k]).
+                let u = ctx.scratch(wg.filterFloats, slot: 2), kPer = wg.k, cPer = wg.c
+                winogradFilterTransform(wg, flip: true, u) { gk, c in
+                    let g = gk / kPer, k = gk - g * kPer
+                    return UnsafePointer(wp + ((g * cPer + c) * kPer + k) * 9)
+                }
+                winogradConvolve(wg, x: x, u: u, v: ctx.scratch(wg.inputFloats, slot: 0),
+                                 m: ctx.scratch(wg.outputFloats, slot: 1), y: y, bias: bias)
+                continue
+            }
             let outPlane = p.g.height * p.g.width
             // Start from the bias (or zero); col2im / the GEMM add onto it.
             for n in 0..<p.num {
@@ -119,10 +150,18 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
         for i in pass.inputs.indices {
             let p = try plan(pass.inputs[i].shape)
             let x = pass.inputs[i].data, dy = pass.outputGrads[i].data
-            let dx = pass.inputGrads[i]?.data
+            var dx = pass.inputGrads[i]?.data
             if let dB {
                 denseAccumulateBiasGrad(dy, outer: p.num, channels: spec.numOutput,
                                         inner: p.g.height * p.g.width, dB)
+            }
+            if let out = dx, let wg = try winograd(pass.inputs[i].shape, p, gradient: true) {
+                // dx[g*C + c] = sum_k dy[g*K + k] (*) W[g*C + c][k].
+                let u = ctx.scratch(wg.filterFloats, slot: 2), kPer = wg.c
+                winogradFilterTransform(wg, flip: false, u) { gc, k in UnsafePointer(wp + (gc * kPer + k) * 9) }
+                winogradConvolve(wg, x: dy, u: u, v: ctx.scratch(wg.inputFloats, slot: 0),
+                                 m: ctx.scratch(wg.outputFloats, slot: 1), y: out, bias: nil)
+                dx = nil   // done; the code below computes dW only
             }
             guard dW != nil || dx != nil else { continue }
             if p.g.isIdentity {

@@ -31,10 +31,10 @@ struct WinogradPlan {
     var tiles: Int { images * tilesH * tilesW }
 
     /// Floats of the three scratch arrays: U (16 x groups*K*C), V
-    /// (16 x groups*C x tiles), M (16 x groups*K x tiles).
+    /// (16 x groups*C x tiles), M (16 x groups*K x tiles, and 8 spare).
     var filterFloats: Int { 16 * groups * k * c }
     var inputFloats: Int { 16 * groups * c * tiles }
-    var outputFloats: Int { 16 * groups * k * tiles }
+    var outputFloats: Int { 16 * groups * k * tiles + 8 }   // + 8: whole-vector reads at the end
 
     /// Is a 3x3 kernel with these settings one Winograd F(2x2, 3x3) handles
     /// (stride 1, no dilation, pad at most 2 so every tile sees the image)
@@ -85,43 +85,62 @@ func winogradConvolve(_ p: WinogradPlan, x: UnsafePointer<Float>, u: UnsafePoint
                       y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
     let cAll = p.groups * p.c, kAll = p.groups * p.k, tiles = p.tiles
     let th = p.tilesH, tw = p.tilesW, h = p.h, w = p.w
-    // V = B^T d B for every (channel, tile).
+    // V = B^T d B for every (channel, tile), eight tiles of a tile row at a
+    // time: each of the four input rows is split into its even and odd
+    // columns (zero outside the image), so the patches' columns 0-3 of tiles
+    // tx..tx+7 are the contiguous runs E[tx...], O[tx...], E[tx+1...], O[tx+1...].
+    let runs = tw + 9
     denseParallel(work: cAll * tiles * 16) { part, parts in
+        let eo = UnsafeMutablePointer<Float>.allocate(capacity: 8 * runs)   // E_i, O_i for i in 0..<4
+        let spare = UnsafeMutablePointer<Float>.allocate(capacity: 8)
+        defer { eo.deallocate(); spare.deallocate() }
+        let vStride = cAll * tiles
         for cn in denseSlice(cAll * p.images, part, parts) {
             let n = cn / cAll, c = cn - n * cAll
             let plane = x + (n * cAll + c) * h * w
             let out = v + c * tiles + n * th * tw
-            let vStride = cAll * tiles
             for ty in 0..<th {
                 let y0 = 2 * ty - p.padH
-                for tx in 0..<tw {
-                    let x0 = 2 * tx - p.padW
-                    var d = SIMD16<Float>()
-                    if y0 >= 0, y0 + 4 <= h, x0 >= 0, x0 + 4 <= w {
-                        for i in 0..<4 {
-                            let row = plane + (y0 + i) * w + x0
-                            d[4 * i] = row[0]; d[4 * i + 1] = row[1]; d[4 * i + 2] = row[2]; d[4 * i + 3] = row[3]
+                eo.update(repeating: 0, count: 8 * runs)
+                for i in 0..<4 where y0 + i >= 0 && y0 + i < h {
+                    let row = plane + (y0 + i) * w, e = eo + 2 * i * runs, o = e + runs
+                    // E[t] = row[2t - padW], O[t] = row[2t + 1 - padW].
+                    for t in 0..<(tw + 1) {
+                        let xe = 2 * t - p.padW
+                        if xe >= 0 && xe < w { e[t] = row[xe] }
+                        if xe + 1 >= 0 && xe + 1 < w { o[t] = row[xe + 1] }
+                    }
+                }
+                var tx = 0
+                while tx < tw {
+                    @inline(__always) func ld(_ i: Int, _ j: Int) -> SIMD8<Float> {
+                        UnsafeRawPointer(eo + (2 * i + (j & 1)) * runs + tx + (j >> 1)).loadUnaligned(as: SIMD8<Float>.self)
+                    }
+                    let o = out + ty * tw + tx, lanes = min(8, tw - tx)
+                    // Whole vectors, also past the row's last tile when the
+                    // next tile row (written next, by this thread) follows.
+                    let whole = lanes == 8 || ty + 1 < th
+                    @inline(__always) func put(_ xi: Int, _ val: SIMD8<Float>) {
+                        let dst = o + xi * vStride
+                        if whole {
+                            UnsafeMutableRawPointer(dst).storeBytes(of: val, as: SIMD8<Float>.self)
+                        } else {
+                            UnsafeMutableRawPointer(spare).storeBytes(of: val, as: SIMD8<Float>.self)
+                            dst.update(from: spare, count: lanes)
                         }
-                    } else {
-                        for i in 0..<4 where y0 + i >= 0 && y0 + i < h {
-                            let row = plane + (y0 + i) * w
-                            for j in 0..<4 where x0 + j >= 0 && x0 + j < w { d[4 * i + j] = row[x0 + j] }
-                        }
                     }
-                    // r = B^T d (rows), then V = r B (columns).
-                    var r = SIMD16<Float>()
-                    for j in 0..<4 {
-                        let d0 = d[j], d1 = d[4 + j], d2 = d[8 + j], d3 = d[12 + j]
-                        r[j] = d0 - d2; r[4 + j] = d1 + d2; r[8 + j] = d2 - d1; r[12 + j] = d1 - d3
+                    // r = B^T d, column j at a time: r_ij for rows i.
+                    @inline(__always) func column(_ j: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+                        let d0 = ld(0, j), d1 = ld(1, j), d2 = ld(2, j), d3 = ld(3, j)
+                        return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
                     }
-                    let o = out + ty * tw + tx
-                    for i in 0..<4 {
-                        let a = r[4 * i], b = r[4 * i + 1], c2 = r[4 * i + 2], e = r[4 * i + 3]
-                        o[(4 * i + 0) * vStride] = a - c2
-                        o[(4 * i + 1) * vStride] = b + c2
-                        o[(4 * i + 2) * vStride] = c2 - b
-                        o[(4 * i + 3) * vStride] = b - e
-                    }
+                    let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3)
+                    // V = r B, row i at a time: (r_i0 - r_i2, r_i1 + r_i2, r_i2 - r_i1, r_i1 - r_i3).
+                    put(0, c0.0 - c2.0); put(1, c1.0 + c2.0); put(2, c2.0 - c1.0); put(3, c1.0 - c3.0)
+                    put(4, c0.1 - c2.1); put(5, c1.1 + c2.1); put(6, c2.1 - c1.1); put(7, c1.1 - c3.1)
+                    put(8, c0.2 - c2.2); put(9, c1.2 + c2.2); put(10, c2.2 - c1.2); put(11, c1.2 - c3.2)
+                    put(12, c0.3 - c2.3); put(13, c1.3 + c2.3); put(14, c2.3 - c1.3); put(15, c1.3 - c3.3)
+                    tx += 8
                 }
             }
         }
@@ -144,23 +163,40 @@ func winogradConvolve(_ p: WinogradPlan, x: UnsafePointer<Float>, u: UnsafePoint
             let src = m + k * tiles + n * th * tw
             let mStride = kAll * tiles
             let b = bias?[k] ?? 0
+            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: 32)   // four 8-lane results
+            defer { tmp.deallocate() }
             for ty in 0..<th {
-                for tx in 0..<tw {
-                    let s = src + ty * tw + tx
-                    var t = SIMD8<Float>()   // A^T M: 2 x 4
-                    for j in 0..<4 {
-                        let m0 = s[j * mStride], m1 = s[(4 + j) * mStride]
-                        let m2 = s[(8 + j) * mStride], m3 = s[(12 + j) * mStride]
-                        t[j] = m0 + m1 + m2
-                        t[4 + j] = m1 - m2 - m3
+                var tx = 0
+                while tx < tw {
+                    let s = src + ty * tw + tx, lanes = min(8, tw - tx)
+                    // Whole vectors; lanes past the row's last tile read the
+                    // next row (or the slack after M) and are not used.
+                    @inline(__always) func ld(_ xi: Int) -> SIMD8<Float> {
+                        UnsafeRawPointer(s + xi * mStride).loadUnaligned(as: SIMD8<Float>.self)
                     }
-                    let oy = 2 * ty, ox = 2 * tx
-                    for i in 0..<2 where oy + i < oh {
-                        let a = t[4 * i], bb = t[4 * i + 1], c = t[4 * i + 2], e = t[4 * i + 3]
-                        let row = plane + (oy + i) * ow + ox
-                        row[0] = a + bb + c + b
-                        if ox + 1 < ow { row[1] = bb - c - e + b }
+                    // t = A^T M (2 x 4, column j at a time), then Y = t A.
+                    @inline(__always) func column(_ j: Int) -> (SIMD8<Float>, SIMD8<Float>) {
+                        let m0 = ld(j), m1 = ld(4 + j), m2 = ld(8 + j), m3 = ld(12 + j)
+                        return (m0 + m1 + m2, m1 - m2 - m3)
                     }
+                    let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3)
+                    let bv = SIMD8<Float>(repeating: b)
+                    let y00 = c0.0 + c1.0 + c2.0 + bv, y01 = c1.0 - c2.0 - c3.0 + bv
+                    let y10 = c0.1 + c1.1 + c2.1 + bv, y11 = c1.1 - c2.1 - c3.1 + bv
+                    let raw = UnsafeMutableRawPointer(tmp)
+                    raw.storeBytes(of: y00, as: SIMD8<Float>.self)
+                    raw.storeBytes(of: y01, toByteOffset: 32, as: SIMD8<Float>.self)
+                    raw.storeBytes(of: y10, toByteOffset: 64, as: SIMD8<Float>.self)
+                    raw.storeBytes(of: y11, toByteOffset: 96, as: SIMD8<Float>.self)
+                    for i in 0..<2 where 2 * ty + i < oh {
+                        let row = plane + (2 * ty + i) * ow
+                        for l in 0..<lanes {
+                            let ox = 2 * (tx + l)
+                            row[ox] = tmp[16 * i + l]
+                            if ox + 1 < ow { row[ox + 1] = tmp[16 * i + 8 + l] }
+                        }
+                    }
+                    tx += 8
                 }
             }
         }

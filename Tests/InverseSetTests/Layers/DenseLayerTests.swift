@@ -236,7 +236,7 @@ struct DenseLayerTests {
     static let fixtureCases = [
         "conv_basic", "conv_stride_pad", "conv_group", "conv_rect_nobias", "conv_dilation", "conv_caffenet_conv1",
         "conv_winograd",
-        "deconv_k4s2p1", "deconv_k3s1p1", "deconv_group_nobias",
+        "deconv_k4s2p1", "deconv_k3s1p1", "deconv_group_nobias", "deconv_winograd",
         "ip_basic", "ip_2d", "ip_transpose", "ip_axis2",
         "lrn_across", "lrn_caffenet", "lrn_within",
         "pool_max_k3s2_ceil", "pool_max_k2s2", "pool_max_pad", "pool_ave_pad", "pool_global_ave",
@@ -345,6 +345,9 @@ struct DenseLayerTests {
         try expectGradients("type: \"Deconvolution\" convolution_param { num_output: 2 kernel_h: 3 kernel_w: 2 stride_h: 1 stride_w: 2 pad_h: 1 pad_w: 0 dilation: 2 }",
                             [[2, 2, 3, 3]], seed: 3)
         try expectGradients("type: \"Deconvolution\" convolution_param { num_output: 2 kernel_size: 1 }", [[2, 3, 2, 3]], seed: 4)
+        // Winograd F(2x2, 3x3) path; threshold as for Convolution's.
+        try expectGradients("type: \"Deconvolution\" convolution_param { num_output: 16 kernel_size: 3 pad: 1 }", [[1, 16, 8, 9]],
+                            seed: 5, threshold: 2e-3)
     }
 
     @Test func deconvolutionForwardBackwardMatchNaive() throws {
@@ -359,6 +362,11 @@ struct DenseLayerTests {
             ([6, 8, 13, 13], ConvCfg(cout: 16, group: 2, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1)),
             // Wide images: one per GEMM, split by rows.
             ([2, 4, 60, 50], ConvCfg(cout: 4, group: 2, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
+            // 3x3 stride 1 with enough channels: Winograd F(2x2, 3x3) for y
+            // and dx (pads 0-2, groups, odd sizes).
+            ([2, 16, 9, 10], ConvCfg(cout: 20, kh: 3, kw: 3, ph: 1, pw: 1)),
+            ([2, 32, 10, 9], ConvCfg(cout: 32, group: 2, kh: 3, kw: 3, bias: false)),
+            ([1, 16, 12, 11], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 2, pw: 0)),
         ]
         for (i, (shape, cfg)) in cases.enumerated() {
             let x = randomTensor(shape, seed: UInt64(200 + i))
