@@ -237,11 +237,8 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
             let p = try plan(xT.shape)
             let x = xT.data, y = yT.data
             if let wg = winograd(p, gradient: false) {
-                let u = ctx.scratch(wg.filterFloats, slot: 2)
-                let wc = wg.c
-                winogradFilterTransform(wg, flip: false, u) { gk, c in UnsafePointer(wp + (gk * wc + c) * 9) }
-                winogradConvolve(wg, x: x, u: u, v: ctx.scratch(wg.inputFloats, slot: 0),
-                                 m: ctx.scratch(wg.outputFloats, slot: 1), y: y, bias: bias)
+                let cPer = wg.c
+                winogradRun(wg, flip: false, ctx, x: x, y: y, bias: bias) { gk, c in UnsafePointer(wp + (gk * cPer + c) * 9) }
                 continue
             }
             if p.g.isIdentity {
@@ -297,13 +294,11 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
             if let dB { denseAccumulateBiasGrad(dy, outer: p.num, channels: spec.numOutput, inner: p.l, dB) }
             if let out = dx, let wg = winograd(p, gradient: true) {
                 // dx[g*C + c] = sum_k dy[g*K + k] (*) rot180(W[g*K + k][c]).
-                let u = ctx.scratch(wg.filterFloats, slot: 2), cg = wg.k, kg = wg.c
-                winogradFilterTransform(wg, flip: true, u) { gc, k in
+                let cg = wg.k, kg = wg.c
+                winogradRun(wg, flip: true, ctx, x: dy, y: out, bias: nil) { gc, k in
                     let g = gc / cg, c = gc - g * cg
                     return UnsafePointer(wp + ((g * kg + k) * cg + c) * 9)
                 }
-                winogradConvolve(wg, x: dy, u: u, v: ctx.scratch(wg.inputFloats, slot: 0),
-                                 m: ctx.scratch(wg.outputFloats, slot: 1), y: out, bias: nil)
                 dx = nil   // done; the loop below computes dW only
             }
             guard dW != nil || dx != nil else { continue }

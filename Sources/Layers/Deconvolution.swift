@@ -96,13 +96,11 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
             let x = xT.data, y = yT.data
             if let wg = try winograd(xT.shape, p, gradient: false) {
                 // y[g*K + k] = sum_c x[g*C + c] (*) rot180(W[g*C + c][k]).
-                let u = ctx.scratch(wg.filterFloats, slot: 2), kPer = wg.k, cPer = wg.c
-                winogradFilterTransform(wg, flip: true, u) { gk, c in
+                let kPer = wg.k, cPer = wg.c
+                winogradRun(wg, flip: true, ctx, x: x, y: y, bias: bias) { gk, c in
                     let g = gk / kPer, k = gk - g * kPer
                     return UnsafePointer(wp + ((g * cPer + c) * kPer + k) * 9)
                 }
-                winogradConvolve(wg, x: x, u: u, v: ctx.scratch(wg.inputFloats, slot: 0),
-                                 m: ctx.scratch(wg.outputFloats, slot: 1), y: y, bias: bias)
                 continue
             }
             let outPlane = p.g.height * p.g.width
@@ -157,10 +155,8 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
             }
             if let out = dx, let wg = try winograd(pass.inputs[i].shape, p, gradient: true) {
                 // dx[g*C + c] = sum_k dy[g*K + k] (*) W[g*C + c][k].
-                let u = ctx.scratch(wg.filterFloats, slot: 2), kPer = wg.c
-                winogradFilterTransform(wg, flip: false, u) { gc, k in UnsafePointer(wp + (gc * kPer + k) * 9) }
-                winogradConvolve(wg, x: dy, u: u, v: ctx.scratch(wg.inputFloats, slot: 0),
-                                 m: ctx.scratch(wg.outputFloats, slot: 1), y: out, bias: nil)
+                let kPer = wg.c
+                winogradRun(wg, flip: false, ctx, x: dy, y: out, bias: nil) { gc, k in UnsafePointer(wp + (gc * kPer + k) * 9) }
                 dx = nil   // done; the code below computes dW only
             }
             guard dW != nil || dx != nil else { continue }

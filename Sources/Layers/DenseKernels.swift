@@ -78,22 +78,23 @@ func denseIm2colBatch(_ g: ConvGeometry, _ images: UnsafePointer<Float>, count: 
         for u in denseSlice(units, part, parts) {
             let c = u / g.kernelH, ki = u - c * g.kernelH
             for b in 0..<count {
-                let src = images + b * imageStride + c * g.height * g.width, dst = col + u * g.kernelW * ld + b * l
-                if let phases {
-                    denseIm2colTapStrided(g, src, ki: ki, dst, ld: ld, phases: phases)
-                } else {
-                    denseIm2colTap(g, src, ki: ki, dst, ld: ld)
-                }
+                denseIm2colTap(g, images + b * imageStride + c * g.height * g.width, ki: ki,
+                               col + u * g.kernelW * ld + b * l, ld: ld, phases: phases)
             }
         }
     }
 }
 
 /// The kw column rows (ki, 0...kw-1) of one channel of one image: row kj at
-/// `dst + kj * ld`, OH*OW values each.
+/// `dst + kj * ld`, OH*OW values each. A horizontal stride needs `phases`
+/// (see denseIm2colTapStrided).
 @inline(__always)
 private func denseIm2colTap(_ g: ConvGeometry, _ src: UnsafePointer<Float>, ki: Int,
-                            _ dst: UnsafeMutablePointer<Float>, ld: Int) {
+                            _ dst: UnsafeMutablePointer<Float>, ld: Int, phases: UnsafeMutablePointer<Float>?) {
+    if let phases {
+        denseIm2colTapStrided(g, src, ki: ki, dst, ld: ld, phases: phases)
+        return
+    }
     let oh = g.outHeight, ow = g.outWidth, h = g.height, w = g.width
     let sh = g.strideH, sw = g.strideW
     let dy = ki * g.dilationH - g.padH
@@ -215,24 +216,35 @@ func denseCol2imBatch(_ g: ConvGeometry, _ col: UnsafePointer<Float>, count: Int
             let c = u / bands, band = u - c * bands
             let ys = denseSlice(h, band, bands)
             for b in 0..<count {
-                let src = col + c * g.kernelH * g.kernelW * ld + b * l, image = images + b * imageStride + c * h * g.width
-                if let phases {
-                    denseCol2imChannelStrided(g, src, ld: ld, image, rows: ys, phases: phases)
-                } else {
-                    denseCol2imChannel(g, src, ld: ld, image, rows: ys)
-                }
+                denseCol2imChannel(g, col + c * g.kernelH * g.kernelW * ld + b * l, ld: ld,
+                                   images + b * imageStride + c * h * g.width, rows: ys, phases: phases)
             }
         }
     }
 }
 
 /// Adds the kh*kw column rows of one channel (row (ki, kj) at
-/// `col + (ki*kw + kj) * ld`) into that channel's image rows `ys`.
+/// `col + (ki*kw + kj) * ld`) into that channel's image rows `ys`, each
+/// window column as a contiguous vector add. With a horizontal stride sw > 1
+/// the sums go first to the rows split into their sw phases (pixel x = i*sw
+/// + r of row y at phases[(r * rows + y - ys.lowerBound) * pw + i], pw =
+/// ceil(width / sw); `phases` holds sw * pw * ys.count floats), which are
+/// then added back into the image; with sw = 1 the image rows themselves
+/// are that layout (r = 0, i = x).
 @inline(__always)
 private func denseCol2imChannel(_ g: ConvGeometry, _ col: UnsafePointer<Float>, ld: Int,
-                                _ image: UnsafeMutablePointer<Float>, rows ys: Range<Int>) {
+                                _ image: UnsafeMutablePointer<Float>, rows ys: Range<Int>,
+                                phases: UnsafeMutablePointer<Float>?) {
     let oh = g.outHeight, ow = g.outWidth, w = g.width
-    let sh = g.strideH, sw = g.strideW
+    let sh = g.strideH, sw = g.strideW, pw = (w + sw - 1) / sw, rows = ys.count
+    let target: UnsafeMutablePointer<Float>
+    if sw > 1 {
+        guard let phases else { preconditionFailure("denseCol2imChannel: a strided layer needs a phase buffer") }
+        phases.update(repeating: 0, count: sw * pw * rows)
+        target = phases
+    } else {
+        target = image + ys.lowerBound * w
+    }
     for ki in 0..<g.kernelH {
         let dy = ki * g.dilationH - g.padH
         // Output rows oy whose input row oy*sh + dy falls in ys.
@@ -245,48 +257,18 @@ private func denseCol2imChannel(_ g: ConvGeometry, _ col: UnsafePointer<Float>, 
             let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
             let hi = w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1)
             guard hi > lo else { continue }
-            for oy in oy0..<oy1 {
-                let src = base + oy * ow
-                let row = image + (oy * sh + dy) * w + dx
-                denseAddRun(row + lo, src + lo, hi - lo)
-            }
-        }
-    }
-}
-
-/// denseCol2imChannel for a horizontal stride sw > 1: the window columns
-/// are added as contiguous runs into the image rows split into their sw
-/// phases (pixel x of row y at phases[(r * rows + y - ys.lowerBound) * pw +
-/// i], x = i*sw + r), which are then added back into the image rows.
-/// `phases` holds at least sw * pw * ys.count floats, pw = ceil(width / sw).
-private func denseCol2imChannelStrided(_ g: ConvGeometry, _ col: UnsafePointer<Float>, ld: Int,
-                                       _ image: UnsafeMutablePointer<Float>, rows ys: Range<Int>,
-                                       phases: UnsafeMutablePointer<Float>) {
-    let oh = g.outHeight, ow = g.outWidth, w = g.width
-    let sh = g.strideH, sw = g.strideW, pw = (w + sw - 1) / sw, rows = ys.count
-    phases.update(repeating: 0, count: sw * pw * rows)
-    for ki in 0..<g.kernelH {
-        let dy = ki * g.dilationH - g.padH
-        let oy0 = max(0, denseCeilDiv(ys.lowerBound - dy, sh))
-        let oy1 = min(oh, denseCeilDiv(ys.upperBound - dy, sh))
-        guard oy1 > oy0 else { continue }
-        for kj in 0..<g.kernelW {
-            let dx = kj * g.dilationW - g.padW
-            let base = col + (ki * g.kernelW + kj) * ld
-            let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
-            let hi = w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1)
-            guard hi > lo else { continue }
             let (q, r) = denseFloorDivMod(dx, sw)
             for oy in oy0..<oy1 {
                 let y = oy * sh + dy - ys.lowerBound
-                denseAddRun(phases + (r * rows + y) * pw + lo + q, base + oy * ow + lo, hi - lo)
+                denseAddRun(target + (r * rows + y) * pw + lo + q, base + oy * ow + lo, hi - lo)
             }
         }
     }
+    guard sw > 1 else { return }
     for y in 0..<rows {
         let row = image + (ys.lowerBound + y) * w
         for r in 0..<sw {
-            let p = phases + (r * rows + y) * pw
+            let p = target + (r * rows + y) * pw
             var i = 0, x = r
             while x < w { row[x] += p[i]; i += 1; x += sw }
         }

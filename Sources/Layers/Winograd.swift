@@ -202,3 +202,15 @@ func winogradConvolve(_ p: WinogradPlan, x: UnsafePointer<Float>, u: UnsafePoint
         }
     }
 }
+
+/// One Winograd pass with the layer's scratch memory: transforms the
+/// filters (`filter(gk, c)`, turned by 180 degrees with `flip`) into slot 2,
+/// then convolves x into y (overwriting it) through slots 0 and 1.
+func winogradRun(_ p: WinogradPlan, flip: Bool, _ ctx: ExecutionContext, x: UnsafePointer<Float>,
+                 y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+                 filter: (_ gk: Int, _ c: Int) -> UnsafePointer<Float>) {
+    let u = ctx.scratch(p.filterFloats, slot: 2)
+    winogradFilterTransform(p, flip: flip, u, filter: filter)
+    winogradConvolve(p, x: x, u: u, v: ctx.scratch(p.inputFloats, slot: 0),
+                     m: ctx.scratch(p.outputFloats, slot: 1), y: y, bias: bias)
+}
