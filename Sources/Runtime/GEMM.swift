@@ -122,3 +122,10 @@ public func openBLASThreadedGemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>
     defer { openblas_set_num_threads(1) }
     sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
 }
+
+/// Earlier names of the compute thread count (OpenBLAS's threads were the
+/// compute threads then); kept for plugins built against them.
+@available(*, deprecated, renamed: "computeThreads")
+public func blasThreads() -> Int { computeThreads() }
+@available(*, deprecated, renamed: "setComputeThreads")
+public func setBLASThreads(_ n: Int) { setComputeThreads(n) }
