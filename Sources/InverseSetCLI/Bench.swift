@@ -59,26 +59,21 @@ struct Bench: ParsableCommand {
                               defaultWeightFiller: weights == nil ? try Init.filler("msra") : nil)
             try net.forward(feeds)
             let macs = net.macs.reduce(0, +)
-            let forwardMs = median(try (0..<(repeats + 2)).map { _ in try time { try net.forward(feeds) } }.dropFirst(2))
+            let forwardMs = try medianTime(repeats) { try net.forward(feeds) }
+            // Backward from every output, seeded with ones.
+            let plan = backward ? try net.plan(seeds: graph.outputs, gradientsFor: graph.inputs) : nil
+            var seeds: [ValueID: Tensor] = [:]
+            for o in graph.outputs { seeds[o] = Tensor(shape: net.shapes[o.index], repeating: 1) }
             var backwardMs: Double? = nil
-            if backward {
-                let outs = graph.outputs
-                let plan = try net.plan(seeds: outs, gradientsFor: graph.inputs)
-                var seeds: [ValueID: Tensor] = [:]
-                for o in outs { seeds[o] = Tensor(shape: net.shapes[o.index], repeating: 1) }
-                backwardMs = median(try (0..<(repeats + 2)).map { _ in
-                    try time {
-                        try net.forward(feeds, plan: plan)
-                        _ = try net.backward(seeds: seeds, plan: plan)
-                    }
-                }.dropFirst(2))
+            if let plan {
+                backwardMs = try medianTime(repeats) {
+                    try net.forward(feeds, plan: plan)
+                    _ = try net.backward(seeds: seeds, plan: plan)
+                }
             }
             if layers {
                 // A separate profiled run, so the timing hooks do not touch the figures above.
                 net.profiling = true
-                let plan = backward ? try net.plan(seeds: graph.outputs, gradientsFor: graph.inputs) : nil
-                var seeds: [ValueID: Tensor] = [:]
-                for o in graph.outputs { seeds[o] = Tensor(shape: net.shapes[o.index], repeating: 1) }
                 for _ in 0..<repeats {
                     try net.forward(feeds, plan: plan)
                     if let plan { _ = try net.backward(seeds: seeds, plan: plan) }
@@ -139,7 +134,7 @@ extension Bench {
             _ = try p.backward(dActivations: Array(repeating: [1], count: self.batch), dEmbeddings: dE)
         }
         try step()
-        let ms = median(try (0..<(repeats + 2)).map { _ in try time(step) }.dropFirst(2))
+        let ms = try medianTime(repeats, step)
         let macs = p.generator.macs.reduce(0, +) + p.classifier.macs.reduce(0, +)
             + (p.encoder?.macs.reduce(0, +) ?? 0)
         let flops = 4.0 * Double(macs)
@@ -166,6 +161,11 @@ func time(_ body: () throws -> Void) rethrows -> Double {
     let t0 = DispatchTime.now().uptimeNanoseconds
     try body()
     return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+}
+
+/// Median wall time (ms) of `repeats` runs of `body` after two warm-up runs.
+func medianTime(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
+    median(try (0..<(repeats + 2)).map { _ in try time(body) }.dropFirst(2))
 }
 
 func median<S: Sequence>(_ xs: S) -> Double where S.Element == Double {

@@ -215,15 +215,16 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
     /// the forward pass (`gradient` false) or for dx, the correlation of dy
     /// with the flipped, transposed filters padded by 2 - pad.
     private func winograd(_ p: Plan, gradient: Bool) -> WinogradPlan? {
+        let cPer = spec.channels / spec.group
         guard WinogradPlan.applies(kernelH: spec.kernelH, kernelW: spec.kernelW, strideH: spec.strideH,
                                    strideW: spec.strideW, dilationH: spec.dilationH, dilationW: spec.dilationW,
-                                   padH: spec.padH, padW: spec.padW, inChannels: p.kg / 9, outChannels: p.mg,
+                                   padH: spec.padH, padW: spec.padW, inChannels: cPer, outChannels: p.mg,
                                    outH: p.g.outHeight, outW: p.g.outWidth) else { return nil }
         if gradient {
-            return WinogradPlan(images: p.num, groups: spec.group, c: p.mg, k: p.kg / 9, h: p.g.outHeight,
+            return WinogradPlan(images: p.num, groups: spec.group, c: p.mg, k: cPer, h: p.g.outHeight,
                                 w: p.g.outWidth, padH: 2 - spec.padH, padW: 2 - spec.padW)
         }
-        return WinogradPlan(images: p.num, groups: spec.group, c: p.kg / 9, k: p.mg, h: p.g.height,
+        return WinogradPlan(images: p.num, groups: spec.group, c: cPer, k: p.mg, h: p.g.height,
                             w: p.g.width, padH: spec.padH, padW: spec.padW)
     }
 

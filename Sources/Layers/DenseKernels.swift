@@ -86,32 +86,47 @@ func denseIm2colBatch(_ g: ConvGeometry, _ images: UnsafePointer<Float>, count: 
 }
 
 /// The kw column rows (ki, 0...kw-1) of one channel of one image: row kj at
-/// `dst + kj * ld`, OH*OW values each. A horizontal stride needs `phases`
-/// (see denseIm2colTapStrided).
+/// `dst + kj * ld`, OH*OW values each, every window column a contiguous
+/// vector copy. With a horizontal stride sw > 1 each source row is first
+/// split into its sw phases (x = i*sw + r at phases[r * pw + i], pw =
+/// ceil(width / sw); `phases` holds width + sw floats); with sw = 1 the row
+/// itself is that layout (r = 0, i = x).
 @inline(__always)
 private func denseIm2colTap(_ g: ConvGeometry, _ src: UnsafePointer<Float>, ki: Int,
                             _ dst: UnsafeMutablePointer<Float>, ld: Int, phases: UnsafeMutablePointer<Float>?) {
-    if let phases {
-        denseIm2colTapStrided(g, src, ki: ki, dst, ld: ld, phases: phases)
-        return
-    }
     let oh = g.outHeight, ow = g.outWidth, h = g.height, w = g.width
-    let sh = g.strideH, sw = g.strideW
+    let sh = g.strideH, sw = g.strideW, pw = (w + sw - 1) / sw
     let dy = ki * g.dilationH - g.padH
-    // Output rows whose input row oy*sh + dy lies inside [0, h).
+    // Output rows whose input row oy*sh + dy lies inside [0, h); the others are zero.
     let oy0 = min(oh, max(0, denseCeilDiv(-dy, sh))), oy1 = max(oy0, min(oh, denseCeilDiv(h - dy, sh)))
     for kj in 0..<g.kernelW {
-        let dx = kj * g.dilationW - g.padW
         let out = dst + kj * ld
-        // Output columns whose input x = ox*sw + dx lies inside [0, w).
-        let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
-        let hi = max(lo, w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1))
         if oy0 > 0 { out.update(repeating: 0, count: oy0 * ow) }
         if oy1 < oh { (out + oy1 * ow).update(repeating: 0, count: (oh - oy1) * ow) }
-        for oy in oy0..<oy1 {
-            let d = out + oy * ow, row = src + (oy * sh + dy) * w + dx
+    }
+    for oy in oy0..<oy1 {
+        let row = src + (oy * sh + dy) * w
+        let base: UnsafePointer<Float>
+        if sw > 1 {
+            guard let phases else { preconditionFailure("denseIm2colTap: a strided layer needs a phase buffer") }
+            for r in 0..<sw {
+                let p = phases + r * pw
+                var i = 0, x = r
+                while x < w { p[i] = row[x]; i += 1; x += sw }
+            }
+            base = UnsafePointer(phases)
+        } else {
+            base = row
+        }
+        for kj in 0..<g.kernelW {
+            let dx = kj * g.dilationW - g.padW
+            // Output columns whose input x = ox*sw + dx lies inside [0, w).
+            let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
+            let hi = max(lo, w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1))
+            let (q, r) = denseFloorDivMod(dx, sw)
+            let d = dst + kj * ld + oy * ow
             for ox in 0..<lo { d[ox] = 0 }
-            denseCopyRun(d + lo, row + lo, hi - lo)
+            denseCopyRun(d + lo, base + r * pw + lo + q, hi - lo)
             for ox in hi..<ow { d[ox] = 0 }
         }
     }
@@ -122,42 +137,6 @@ private func denseIm2colTap(_ g: ConvGeometry, _ src: UnsafePointer<Float>, ki: 
 func denseFloorDivMod(_ a: Int, _ s: Int) -> (q: Int, r: Int) {
     let q = a >= 0 ? a / s : -((-a + s - 1) / s)
     return (q, a - q * s)
-}
-
-/// denseIm2colTap for a horizontal stride sw > 1: each source row is split
-/// once into its sw phases (x = i*sw + r goes to phases[r*pw + i]), after
-/// which every window column is a contiguous run of one phase instead of a
-/// strided gather. `phases` holds at least width + sw floats.
-@inline(__always)
-private func denseIm2colTapStrided(_ g: ConvGeometry, _ src: UnsafePointer<Float>, ki: Int,
-                                   _ dst: UnsafeMutablePointer<Float>, ld: Int, phases: UnsafeMutablePointer<Float>) {
-    let oh = g.outHeight, ow = g.outWidth, h = g.height, w = g.width
-    let sh = g.strideH, sw = g.strideW, pw = (w + sw - 1) / sw
-    let dy = ki * g.dilationH - g.padH
-    let oy0 = min(oh, max(0, denseCeilDiv(-dy, sh))), oy1 = max(oy0, min(oh, denseCeilDiv(h - dy, sh)))
-    for kj in 0..<g.kernelW {
-        let out = dst + kj * ld
-        if oy0 > 0 { out.update(repeating: 0, count: oy0 * ow) }
-        if oy1 < oh { (out + oy1 * ow).update(repeating: 0, count: (oh - oy1) * ow) }
-    }
-    for oy in oy0..<oy1 {
-        let row = src + (oy * sh + dy) * w
-        for r in 0..<sw {
-            let p = phases + r * pw
-            var i = 0, x = r
-            while x < w { p[i] = row[x]; i += 1; x += sw }
-        }
-        for kj in 0..<g.kernelW {
-            let dx = kj * g.dilationW - g.padW
-            let lo = dx >= 0 ? 0 : min(ow, (-dx + sw - 1) / sw)
-            let hi = max(lo, w - dx <= 0 ? 0 : min(ow, (w - dx - 1) / sw + 1))
-            let (q, r) = denseFloorDivMod(dx, sw)
-            let d = dst + kj * ld + oy * ow
-            for ox in 0..<lo { d[ox] = 0 }
-            denseCopyRun(d + lo, phases + r * pw + lo + q, hi - lo)
-            for ox in hi..<ow { d[ox] = 0 }
-        }
-    }
 }
 
 /// dst[0..<n] = src[0..<n] for the short runs of im2col (often 13 or 27
@@ -332,7 +311,7 @@ func rowSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
     var i = 0
     let raw = UnsafeRawPointer(p)
     while i + 8 <= n {
-        acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        acc = acc + raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
         i += 8
     }
     var s = acc.sum()
@@ -496,6 +475,8 @@ func denseSmallBatchGemmNN(m: Int, n: Int, k: Int, dy: UnsafePointer<Float>, w: 
     denseParallel(parts: parts) { part in
         let acc = part == 0 ? dx : partials[part - 1]
         acc.update(repeating: 0, count: m * k)
+        let live = UnsafeMutablePointer<Int>.allocate(capacity: m)   // see denseRowsTimesDy8
+        defer { live.deallocate() }
         let lo = part == 0 ? 0 : (n * part / parts) & ~7
         let hi = part == parts - 1 ? n : (n * (part + 1) / parts) & ~7
         // Column panels whose m partial rows fit in L2 beside the streamed W.
@@ -505,7 +486,7 @@ func denseSmallBatchGemmNN(m: Int, n: Int, k: Int, dy: UnsafePointer<Float>, w: 
             let c1 = min(k, c0 + panel)
             var j = lo
             while j + 8 <= hi {
-                denseRowsTimesDy8(m: m, n: n, k: k, cols: c0..<c1, dy: dy + j, w: w + j * k, acc: acc)
+                denseRowsTimesDy8(m: m, n: n, k: k, cols: c0..<c1, dy: dy + j, w: w + j * k, acc: acc, live: live)
                 j += 8
             }
             c0 = c1
@@ -529,20 +510,23 @@ func denseSmallBatchGemmNN(m: Int, n: Int, k: Int, dy: UnsafePointer<Float>, w: 
 }
 
 /// acc[r, cols] += sum over q < 8 of dy[r * n + q] * W[q, cols] for the
-/// eight rows of W at `w` (row length k), r in 0..<m.
+/// eight rows of W at `w` (row length k), r in 0..<m. `live` is room for m
+/// row numbers (the caller's, so this hot function allocates nothing).
 @inline(__always)
 private func denseRowsTimesDy8(m: Int, n: Int, k: Int, cols: Range<Int>, dy: UnsafePointer<Float>,
-                               w: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>) {
+                               w: UnsafePointer<Float>, acc: UnsafeMutablePointer<Float>,
+                               live liveRows: UnsafeMutablePointer<Int>) {
     // The r with a non-zero coefficient among the eight.
-    var live = [Int]()
-    live.reserveCapacity(m)
+    var count = 0
     for r in 0..<m {
         let d = dy + r * n
         if d[0] != 0 || d[1] != 0 || d[2] != 0 || d[3] != 0 || d[4] != 0 || d[5] != 0 || d[6] != 0 || d[7] != 0 {
-            live.append(r)
+            liveRows[count] = r
+            count += 1
         }
     }
-    if live.isEmpty { return }
+    if count == 0 { return }
+    let live = UnsafeBufferPointer(start: liveRows, count: count)
     let kv = cols.lowerBound + (cols.count & ~7)
     let raw = UnsafeRawPointer(w), rowBytes = 4 * k
     // Blocks of 256 columns: the eight rows' pieces (8 KB) stay in L1 while

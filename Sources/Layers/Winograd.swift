@@ -157,14 +157,14 @@ func winogradConvolve(_ p: WinogradPlan, x: UnsafePointer<Float>, u: UnsafePoint
     // Y = A^T M A, clipped to the output, plus the bias.
     let oh = p.oh, ow = p.ow
     denseParallel(work: kAll * tiles * 16) { part, parts in
+        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: 32)   // four 8-lane results
+        defer { tmp.deallocate() }
+        let mStride = kAll * tiles
         for kn in denseSlice(kAll * p.images, part, parts) {
             let n = kn / kAll, k = kn - n * kAll
             let plane = y + (n * kAll + k) * oh * ow
             let src = m + k * tiles + n * th * tw
-            let mStride = kAll * tiles
             let b = bias?[k] ?? 0
-            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: 32)   // four 8-lane results
-            defer { tmp.deallocate() }
             for ty in 0..<th {
                 var tx = 0
                 while tx < tw {

@@ -49,9 +49,9 @@ public final class Net {
     /// `forwardTimes` / `backwardTimes` (for `bench --layers`).
     public var profiling = false
     public var forwardTimes: [Double] = []
+    public var backwardTimes: [Double] = []
     /// Forward passes run so far.
     public private(set) var forwardPasses = 0
-    public var backwardTimes: [Double] = []
 
     private var tensors: [Tensor?]
     private var isInputNode: [Bool]
@@ -336,20 +336,23 @@ public final class Net {
                 tensors[v.index] = t
                 return t
             }
-            if profiling {
-                if forwardTimes.count != n { forwardTimes = Array(repeating: 0, count: n) }
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                try layers[i].forward(ins, outs, context)
-                forwardTimes[i] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-            } else {
-                try layers[i].forward(ins, outs, context)
-            }
+            try timed(&forwardTimes, layer: i) { try layers[i].forward(ins, outs, context) }
             if let plan {
                 for v in Set(node.inputs + node.outputs) where plan.lastUse[v.index] <= i && plan.lastUse[v.index] < n {
                     release(v)
                 }
             }
         }
+    }
+
+    /// Runs one layer's step; when profiling, adds its wall time (ms) to
+    /// `times[layer]` (one slot per node).
+    private func timed(_ times: inout [Double], layer: Int, _ step: () throws -> Void) rethrows {
+        guard profiling else { return try step() }
+        if times.count != graph.nodes.count { times = Array(repeating: 0, count: graph.nodes.count) }
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try step()
+        times[layer] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
     }
 
     private func release(_ v: ValueID) {
@@ -426,14 +429,7 @@ public final class Net {
             }
             let pass = BackwardPass(inputs: node.inputs.map(present), outputs: node.outputs.map(present),
                                     outputGrads: outGrads, inputGrads: inGrads, paramGrads: pg)
-            if profiling {
-                if backwardTimes.count != nn { backwardTimes = Array(repeating: 0, count: nn) }
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                try layers[i].backward(pass, context)
-                backwardTimes[i] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-            } else {
-                try layers[i].backward(pass, context)
-            }
+            try timed(&backwardTimes, layer: i) { try layers[i].backward(pass, context) }
             for t in standIns { pool.give(t) }
             for (v, t) in pending { grads[v.index]!.add(t); pool.give(t) }
             // Free what no earlier step needs.
