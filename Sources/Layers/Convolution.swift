@@ -211,25 +211,22 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
                     outImage: spec.numOutput * g.columnCols)
     }
 
-    /// The Winograd F(2x2, 3x3) plan for input `p`, when it applies: for
-    /// the forward pass (`gradient` false) or for dx, the correlation of dy
-    /// with the flipped, transposed filters padded by 2 - pad.
-    private func winograd(_ p: Plan, gradient: Bool) -> WinogradPlan? {
+    /// The Winograd plan for input `p`, when it applies (square kernel a
+    /// whole number of strides, see Winograd.swift): the forward pass
+    /// (`gradient` false) is the strided correlation x -> y; dx is its
+    /// transpose dy -> dx.
+    private func winograd(_ p: Plan, gradient: Bool, _ algorithm: ConvolutionAlgorithm) -> WinogradPass? {
         let cPer = spec.channels / spec.group
-        guard WinogradPlan.applies(kernelH: spec.kernelH, kernelW: spec.kernelW, strideH: spec.strideH,
-                                   strideW: spec.strideW, dilationH: spec.dilationH, dilationW: spec.dilationW,
-                                   padH: spec.padH, padW: spec.padW, inChannels: cPer, outChannels: p.mg,
-                                   outH: p.g.outHeight, outW: p.g.outWidth) else { return nil }
-        if gradient {
-            return WinogradPlan(images: p.num, groups: spec.group, c: p.mg, k: cPer, h: p.g.outHeight,
-                                w: p.g.outWidth, padH: 2 - spec.padH, padW: 2 - spec.padW)
-        }
-        return WinogradPlan(images: p.num, groups: spec.group, c: cPer, k: p.mg, h: p.g.height,
-                            w: p.g.width, padH: spec.padH, padW: spec.padW)
+        return WinogradPass.plan(algorithm, transposed: gradient, kernelH: spec.kernelH, kernelW: spec.kernelW,
+                                 strideH: spec.strideH, strideW: spec.strideW, dilationH: spec.dilationH,
+                                 dilationW: spec.dilationW, padH: spec.padH, padW: spec.padW, images: p.num,
+                                 groups: spec.group, c: gradient ? p.mg : cPer, k: gradient ? cPer : p.mg,
+                                 h: gradient ? p.g.outHeight : p.g.height, w: gradient ? p.g.outWidth : p.g.width,
+                                 outH: gradient ? p.g.height : p.g.outHeight, outW: gradient ? p.g.width : p.g.outWidth)
     }
 
-    /// y = W * im2col(x) + b, per group; batched over images. 3x3 stride-1
-    /// layers use Winograd F(2x2, 3x3) instead (see Winograd.swift).
+    /// y = W * im2col(x) + b, per group; batched over images. Layers whose
+    /// kernel is a whole number of strides use Winograd instead (Winograd.swift).
     func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
         let wp = parameters[0].data, groups = spec.group
         let bias = spec.biasTerm ? parameters[1].data : nil
@@ -237,9 +234,10 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
         for (xT, yT) in zip(inputs, outputs) {
             let p = try plan(xT.shape)
             let x = xT.data, y = yT.data
-            if let wg = winograd(p, gradient: false) {
-                let cPer = wg.c
-                winogradRun(wg, flip: false, ctx, x: x, y: y, bias: bias) { gk, c in UnsafePointer(wp + (gk * cPer + c) * 9) }
+            if let wg = winograd(p, gradient: false, ctx.convolution) {
+                // W[g*K + k][c] is the kernel from input c to output k of group g.
+                let cPer = wg.c, kPer = wg.k, area = spec.kernelH * spec.kernelW
+                winogradRun(wg, ctx, x: x, y: y, bias: bias) { g, k, c in UnsafePointer(wp + ((g * kPer + k) * cPer + c) * area) }
                 continue
             }
             if p.g.isIdentity {
@@ -293,13 +291,10 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
             let x = pass.inputs[i].data, dy = pass.outputGrads[i].data
             var dx = pass.inputGrads[i]?.data
             if let dB { denseAccumulateBiasGrad(dy, outer: p.num, channels: spec.numOutput, inner: p.l, dB) }
-            if let out = dx, let wg = winograd(p, gradient: true) {
-                // dx[g*C + c] = sum_k dy[g*K + k] (*) rot180(W[g*K + k][c]).
-                let cg = wg.k, kg = wg.c
-                winogradRun(wg, flip: true, ctx, x: dy, y: out, bias: nil) { gc, k in
-                    let g = gc / cg, c = gc - g * cg
-                    return UnsafePointer(wp + ((g * kg + k) * cg + c) * 9)
-                }
+            if let out = dx, let wg = winograd(p, gradient: true, ctx.convolution) {
+                // The pass runs from dy (K per group) to dx (C per group).
+                let cPer = wg.k, kPer = wg.c, area = spec.kernelH * spec.kernelW
+                winogradRun(wg, ctx, x: dy, y: out, bias: nil) { g, c, k in UnsafePointer(wp + ((g * kPer + k) * cPer + c) * area) }
                 dx = nil   // done; the loop below computes dW only
             }
             guard dW != nil || dx != nil else { continue }

@@ -67,40 +67,33 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
                     outImage: spec.numOutput * oh * ow)
     }
 
-    /// The Winograd F(2x2, 3x3) plan for a 3x3 stride-1 layer, when it
-    /// applies: the forward pass is the correlation of x, padded by 2 - pad,
-    /// with the filters turned by 180 degrees; dx (`gradient`) is the
-    /// correlation of dy, padded by pad, with the filters as they are.
-    private func winograd(_ s: Shape, _ p: Plan, gradient: Bool) throws -> WinogradPlan? {
+    /// The Winograd plan for input `s`, when it applies (square kernel a
+    /// whole number of strides, see Winograd.swift): the forward pass is
+    /// the transposed correlation x -> y; dx (`gradient`) the strided
+    /// correlation dy -> dx.
+    private func winograd(_ s: Shape, _ p: Plan, gradient: Bool, _ algorithm: ConvolutionAlgorithm) throws -> WinogradPass? {
         let (num, h, w) = try spec.inputDims(s, error: error)
-        let kPer = spec.numOutput / spec.group
-        guard WinogradPlan.applies(kernelH: spec.kernelH, kernelW: spec.kernelW, strideH: spec.strideH,
-                                   strideW: spec.strideW, dilationH: spec.dilationH, dilationW: spec.dilationW,
-                                   padH: spec.padH, padW: spec.padW, inChannels: p.cg, outChannels: kPer,
-                                   outH: min(h, p.g.height), outW: min(w, p.g.width)) else { return nil }
-        if gradient {
-            return WinogradPlan(images: num, groups: spec.group, c: kPer, k: p.cg, h: p.g.height, w: p.g.width,
-                                padH: spec.padH, padW: spec.padW)
-        }
-        return WinogradPlan(images: num, groups: spec.group, c: p.cg, k: kPer, h: h, w: w,
-                            padH: 2 - spec.padH, padW: 2 - spec.padW)
+        let kPer = spec.numOutput / spec.group, oh = p.g.height, ow = p.g.width
+        return WinogradPass.plan(algorithm, transposed: !gradient, kernelH: spec.kernelH, kernelW: spec.kernelW,
+                                 strideH: spec.strideH, strideW: spec.strideW, dilationH: spec.dilationH,
+                                 dilationW: spec.dilationW, padH: spec.padH, padW: spec.padW, images: num,
+                                 groups: spec.group, c: gradient ? kPer : p.cg, k: gradient ? p.cg : kPer,
+                                 h: gradient ? oh : h, w: gradient ? ow : w,
+                                 outH: gradient ? h : oh, outW: gradient ? w : ow)
     }
 
-    /// col = W^T x per group, then y = b + col2im(col). 3x3 stride-1
-    /// layers use Winograd F(2x2, 3x3) instead (see Winograd.swift).
+    /// col = W^T x per group, then y = b + col2im(col). Layers whose
+    /// kernel is a whole number of strides use Winograd instead (Winograd.swift).
     func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
         let wp = parameters[0].data, groups = spec.group
         let bias = spec.biasTerm ? parameters[1].data : nil
         for (xT, yT) in zip(inputs, outputs) {
             let p = try plan(xT.shape)
             let x = xT.data, y = yT.data
-            if let wg = try winograd(xT.shape, p, gradient: false) {
-                // y[g*K + k] = sum_c x[g*C + c] (*) rot180(W[g*C + c][k]).
-                let kPer = wg.k, cPer = wg.c
-                winogradRun(wg, flip: true, ctx, x: x, y: y, bias: bias) { gk, c in
-                    let g = gk / kPer, k = gk - g * kPer
-                    return UnsafePointer(wp + ((g * cPer + c) * kPer + k) * 9)
-                }
+            if let wg = try winograd(xT.shape, p, gradient: false, ctx.convolution) {
+                // W[g*C + c][k] is the kernel from input c to output k of group g.
+                let kPer = wg.k, cPer = wg.c, area = spec.kernelH * spec.kernelW
+                winogradRun(wg, ctx, x: x, y: y, bias: bias) { g, k, c in UnsafePointer(wp + ((g * cPer + c) * kPer + k) * area) }
                 continue
             }
             let outPlane = p.g.height * p.g.width
@@ -153,10 +146,10 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
                 denseAccumulateBiasGrad(dy, outer: p.num, channels: spec.numOutput,
                                         inner: p.g.height * p.g.width, dB)
             }
-            if let out = dx, let wg = try winograd(pass.inputs[i].shape, p, gradient: true) {
-                // dx[g*C + c] = sum_k dy[g*K + k] (*) W[g*C + c][k].
-                let kPer = wg.c
-                winogradRun(wg, flip: false, ctx, x: dy, y: out, bias: nil) { gc, k in UnsafePointer(wp + (gc * kPer + k) * 9) }
+            if let out = dx, let wg = try winograd(pass.inputs[i].shape, p, gradient: true, ctx.convolution) {
+                // The pass runs from dy (K per group) to dx (C per group).
+                let kPer = wg.c, cPer = wg.k, area = spec.kernelH * spec.kernelW
+                winogradRun(wg, ctx, x: dy, y: out, bias: nil) { g, c, k in UnsafePointer(wp + ((g * cPer + c) * kPer + k) * area) }
                 dx = nil   // done; the code below computes dW only
             }
             guard dW != nil || dx != nil else { continue }

@@ -1,126 +1,256 @@
 import Runtime
 
-// Winograd's minimal filtering F(2x2, 3x3) for 3x3 stride-1 convolutions
-// (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
-// each 2x2 output tile comes from a 4x4 input tile with 16 multiplies per
-// (input, output) channel pair instead of 36, so the GEMM work of a 3x3 layer
-// drops to 16 / 36 per tile (about half, counting the tiles' overlap at the
-// image border). With d a 4x4 input tile and g a 3x3 filter:
+// Winograd's minimal filtering F(m x m, r x r) (Lavin & Gray, "Fast
+// Algorithms for Convolutional Neural Networks", 2016) for the convolutions
+// and deconvolutions whose kernel is a whole number of strides (k = s T,
+// T = 2...5: 3x3 and 5x5 stride 1, 4x4 stride 2, ...).
 //
-//     U = G g G^T,   V = B^T d B,   Y = A^T [ sum_c U (.) V ] A
+// One dimension first. A correlation of T taps g with an input d gives m
+// outputs y_i = sum_j g_j d_(i+j) from alpha = m + T - 1 inputs with alpha
+// multiplies instead of m T:
 //
-//     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
-//     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
-//     A^T = [1 1 1 0; 0 1 -1 -1]
+//     y = A^T [ (G g) (.) (B^T d) ]
 //
-// The sum over input channels is, for each of the 16 tile positions, one
-// GEMM: M_xi (K x T) = U_xi (K x C) * V_xi (C x T) over all T tiles of the
-// batch. The transforms use only additions and halvings, so the result
-// differs from the direct sum by rounding only (~1e-6 relative).
+// A^T (m x alpha), G (alpha x T), B^T (alpha x alpha) come from Toom-Cook
+// interpolation at alpha - 1 points p_j and infinity (tools/gen-winograd.py
+// builds them exactly and writes each transform as straight-line code):
+// A^T[i][j] = p_j^i, G[j][t] = p_j^t / prod_(l != j)(p_j - p_l), and row j of
+// B^T holds the coefficients of prod_(l != j)(x - p_l) (the last row:
+// prod_l (x - p_l)); the infinity point adds a last column e_(m-1) to A^T and
+// a last row e_(T-1) to G. In two dimensions, for an alpha x alpha input
+// tile d and a T x T filter g:
+//
+//     U = G g G^T,   V = B^T d B,   Y = A^T [ sum_c U_(k,c) (.) V_c ] A
+//
+// The sum over input channels is, for each of the alpha^2 tile positions xi,
+// one GEMM M_xi (K x tiles) = U_xi (K x C) V_xi (C x tiles), so a layer's
+// multiplies drop from m^2 T^2 to alpha^2 per tile and channel pair:
+// 2.25x for F(2x2, 3x3), 2.8x for F(2x2, 5x5), 2.25x for F(3x3, 2x2).
+//
+// Strides become phases. A correlation of stride s with a k = s T kernel,
+// y[a] = sum_ky x[s a - pad + ky] W[ky], splits ky = s t + q: each input
+// phase (x at positions = rho mod s) is correlated with the T taps
+// W[s t + q], and the s^2 phases are further input channels of the GEMMs
+// (Convolution's forward, Deconvolution's dx). The transposed direction,
+// y[s a - pad + ky] += x[a] W[ky] (Deconvolution's forward, Convolution's
+// dx), is one T-tap correlation of x per output phase q with the taps
+// W[s (T-1-t) + q] turned around, all phases reading the same input tiles:
+// the s^2 phases are further output channels, written interleaved.
+//
+// The transforms add and scale by powers of two (and 1/3, 1/6 for alpha = 5
+// and 6), so the result differs from the direct sum by float32 rounding of a
+// few intermediate magnitudes: ~1e-6 relative for alpha = 4, ~1e-5 for 6.
 
-/// The geometry of one Winograd pass: `groups` groups of C input and K
-/// output channels, images of h x w padded by (padH, padW) giving oh x ow.
-struct WinogradPlan {
-    let images: Int, groups: Int, c: Int, k: Int
-    let h: Int, w: Int, padH: Int, padW: Int
-    var oh: Int { h + 2 * padH - 2 }
-    var ow: Int { w + 2 * padW - 2 }
-    var tilesH: Int { (oh + 1) / 2 }
-    var tilesW: Int { (ow + 1) / 2 }
-    /// Tiles of the whole batch: the GEMMs' N.
-    var tiles: Int { images * tilesH * tilesW }
-
-    /// Floats of the three scratch arrays: U (16 x groups*K*C), V
-    /// (16 x groups*C x tiles), M (16 x groups*K x tiles, and 8 spare).
-    var filterFloats: Int { 16 * groups * k * c }
-    var inputFloats: Int { 16 * groups * c * tiles }
-    var outputFloats: Int { 16 * groups * k * tiles + 8 }   // + 8: whole-vector reads at the end
-
-    /// Is a 3x3 kernel with these settings one Winograd F(2x2, 3x3) handles
-    /// (stride 1, no dilation, pad at most 2 so every tile sees the image)
-    /// and big enough for the transforms to pay (at least 8 x 8 outputs and
-    /// 16 channels each way)?
-    static func applies(kernelH: Int, kernelW: Int, strideH: Int, strideW: Int, dilationH: Int, dilationW: Int,
-                        padH: Int, padW: Int, inChannels: Int, outChannels: Int, outH: Int, outW: Int) -> Bool {
-        kernelH == 3 && kernelW == 3 && strideH == 1 && strideW == 1 && dilationH == 1 && dilationW == 1
-            && padH <= 2 && padW <= 2 && inChannels >= 16 && outChannels >= 16 && outH >= 8 && outW >= 8
+/// The tile transforms for T taps: F(3, 2), F(2, 3), F(2, 4), F(2, 5)
+/// (alpha 4 to 6, whose points 0, +-1, +-2 keep float32 close to the direct
+/// sum); nil when Winograd does not pay (T = 1) or would need larger points.
+/// The code of each is generated by tools/gen-winograd.py
+/// (WinogradTiles.swift).
+func winogradTile(taps: Int) -> (any WinogradTile.Type)? {
+    switch taps {
+    case 2: return WinogradF3x2.self
+    case 3: return WinogradF2x3.self
+    case 4: return WinogradF2x4.self
+    case 5: return WinogradF2x5.self
+    default: return nil
     }
 }
 
-/// U[xi][gk][c] = (G g G^T)[xi] for every filter; `filter(gk, c)` gives the
-/// 3x3 filter (row-major) from output channel gk (all groups: g*K + k) to
-/// group-input channel c, `flip` turns it by 180 degrees.
-func winogradFilterTransform(_ p: WinogradPlan, flip: Bool, _ u: UnsafeMutablePointer<Float>,
-                             filter: (_ gk: Int, _ c: Int) -> UnsafePointer<Float>) {
-    let count = p.groups * p.k * p.c
-    denseParallel(work: count * 16) { part, parts in
-        for f in denseSlice(count, part, parts) {
-            let gk = f / p.c, c = f - gk * p.c
-            let src = filter(gk, c)
-            var g = SIMD16<Float>()
-            for i in 0..<9 { g[i] = src[flip ? 8 - i : i] }
-            // t = G g (4 x 3), then U = t G^T (4 x 4).
-            var t = SIMD16<Float>()
-            for j in 0..<3 {
-                let a = g[j], b = g[3 + j], e = g[6 + j]
-                t[j] = a; t[3 + j] = 0.5 * (a + b + e); t[6 + j] = 0.5 * (a - b + e); t[9 + j] = e
+/// How one input channel is read: the plane's phase (rows qy, qy + step,
+/// ...; columns likewise) and where the window of virtual output 0 starts in
+/// it. `tap` is the offset of filter tap (0, 0) of this phase in a kh x kw
+/// kernel.
+struct WinogradInView { let qy: Int, qx: Int, startY: Int, startX: Int, tap: Int }
+/// Where virtual output (o_y, o_x) of one output phase goes: real row
+/// step o_y + offY, column step o_x + offX (outside the plane: dropped).
+struct WinogradOutView { let offY: Int, offX: Int, tap: Int }
+
+/// One Winograd layer pass: `images` x `groups` x c input planes (h x w)
+/// read through `inViews`, giving groups x k output planes (outH x outW)
+/// written through `outViews`; the tiles cover the virtual oh x ow output of
+/// each view. Filter taps step by (tapStepY, tapStepX) in the kernel.
+struct WinogradPass {
+    let tile: any WinogradTile.Type
+    let images: Int, groups: Int, c: Int, k: Int
+    let h: Int, w: Int, inStep: Int, inViews: [WinogradInView]
+    let oh: Int, ow: Int
+    let outH: Int, outW: Int, outStep: Int, outViews: [WinogradOutView]
+    let tapStepY: Int, tapStepX: Int
+
+    /// GEMM rows per group: input views x c (the K of the GEMMs) and output
+    /// views x k (their M).
+    var inRows: Int { inViews.count * c }
+    var outRows: Int { outViews.count * k }
+    var tilesH: Int { (oh + tile.m - 1) / tile.m }
+    var tilesW: Int { (ow + tile.m - 1) / tile.m }
+
+    /// The pass for a square k x k kernel, stride s (k = s T), no dilation,
+    /// when Winograd applies (at least 16 channels each way per group and an
+    /// output of at least 8 x 8) and, for `.automatic`, pays.
+    ///
+    /// `transposed` false: y = the strided correlation of x (Convolution's
+    /// forward, Deconvolution's dx), x (c x h x w) -> y (k x outH x outW).
+    /// `transposed` true: y[s a - pad + ky] += x[a] W[ky] (Deconvolution's
+    /// forward, Convolution's dx).
+    static func plan(_ algorithm: ConvolutionAlgorithm, transposed: Bool, kernelH: Int, kernelW: Int, strideH: Int, strideW: Int,
+                     dilationH: Int, dilationW: Int, padH: Int, padW: Int,
+                     images: Int, groups: Int, c: Int, k: Int, h: Int, w: Int,
+                     outH: Int, outW: Int) -> WinogradPass? {
+        let s = strideH, kk = kernelH
+        guard algorithm != .direct, kernelW == kk, strideW == s, s >= 1, dilationH == 1, dilationW == 1, kk % s == 0,
+              let tile = winogradTile(taps: kk / s),
+              c >= 16, k >= 16, outH >= 8, outW >= 8, h >= 1, w >= 1 else { return nil }
+        let t = kk / s
+        let pass = transposed ? transposedPlan() : correlationPlan()
+        return algorithm == .winograd || pass.pays ? pass : nil
+
+        func correlationPlan() -> WinogradPass {
+            // Input phase q of each axis: taps W[s j + q] read x[s (a + j) + q - pad].
+            var views: [WinogradInView] = []
+            for qy in 0..<s {
+                for qx in 0..<s {
+                    let (uy, ry) = denseFloorDivMod(qy - padH, s), (ux, rx) = denseFloorDivMod(qx - padW, s)
+                    views.append(WinogradInView(qy: ry, qx: rx, startY: uy, startX: ux, tap: qy * kernelW + qx))
+                }
             }
-            for i in 0..<4 {
-                let a = t[3 * i], b = t[3 * i + 1], e = t[3 * i + 2]
-                u[(4 * i + 0) * count + f] = a
-                u[(4 * i + 1) * count + f] = 0.5 * (a + b + e)
-                u[(4 * i + 2) * count + f] = 0.5 * (a - b + e)
-                u[(4 * i + 3) * count + f] = e
+            return WinogradPass(tile: tile, images: images, groups: groups, c: c, k: k, h: h, w: w, inStep: s,
+                                inViews: views, oh: outH, ow: outW, outH: outH, outW: outW, outStep: 1,
+                                outViews: [WinogradOutView(offY: 0, offX: 0, tap: 0)],
+                                tapStepY: s * kernelW, tapStepX: s)
+        }
+        func transposedPlan() -> WinogradPass {
+            // Output phases: virtual output a (from aLo) of phase q lands at
+            // s a + q - pad and reads x[a - T + 1 + j] with tap W[s (T-1-j) + q].
+            let aLoY = denseCeilDiv(padH - s + 1, s), aLoX = denseCeilDiv(padW - s + 1, s)
+            let aHiY = denseFloorDivMod(outH - 1 + padH, s).q, aHiX = denseFloorDivMod(outW - 1 + padW, s).q
+            var views: [WinogradOutView] = []
+            for qy in 0..<s {
+                for qx in 0..<s {
+                    views.append(WinogradOutView(offY: s * aLoY + qy - padH, offX: s * aLoX + qx - padW,
+                                                 tap: (s * (t - 1) + qy) * kernelW + s * (t - 1) + qx))
+                }
             }
+            return WinogradPass(tile: tile, images: images, groups: groups, c: c, k: k, h: h, w: w, inStep: 1,
+                                inViews: [WinogradInView(qy: 0, qx: 0, startY: aLoY - t + 1, startX: aLoX - t + 1, tap: 0)],
+                                oh: aHiY - aLoY + 1, ow: aHiX - aLoX + 1, outH: outH, outW: outW, outStep: s,
+                                outViews: views, tapStepY: -s * kernelW, tapStepX: -s)
+        }
+    }
+
+    /// Images per chunk, so that the transformed inputs and the products
+    /// stay within about 16 MB (at least one image).
+    var imagesPerChunk: Int {
+        let a2 = tile.alpha * tile.alpha, perImage = a2 * groups * (inRows + outRows) * tilesH * tilesW
+        return max(1, min(images, (4 << 20) / max(1, perImage)))
+    }
+
+    /// Does the pass save time over the direct GEMM? Each tile of every
+    /// (output row, input row) pair saves m^2 T^2 - alpha^2 multiplies,
+    /// while the filter transform costs alpha^2 stores per pair, each worth
+    /// about 200 multiplies at GEMM speed (measured on the fc6 generator's
+    /// 4x4 and 8x8 layers, where few tiles made Winograd the slower path).
+    var pays: Bool {
+        let a2 = tile.alpha * tile.alpha, direct = tile.m * tile.m * tile.taps * tile.taps
+        return images * tilesH * tilesW * (direct - a2) >= 200 * a2
+    }
+}
+
+/// U[xi][g][outRow][inRow] = (G g G^T)[xi] for every filter of the pass;
+/// `filter(g, outChannel, inChannel)` gives the kh x kw kernel of the pair.
+private func winogradFilterTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPass, _ u: UnsafeMutablePointer<Float>,
+                                                      filter: (_ g: Int, _ outChannel: Int, _ inChannel: Int) -> UnsafePointer<Float>) {
+    let t = W.taps
+    let inRows = p.inRows, outRows = p.outRows, count = p.groups * outRows * inRows
+    let inViews = p.inViews, outViews = p.outViews
+    denseParallel(work: count * W.alpha * W.alpha) { part, parts in
+        // Eight filters at a time: tap (i, j) of filter l at 8 (i t + j) + l.
+        let taps = UnsafeMutablePointer<Float>.allocate(capacity: 8 * t * t)
+        defer { taps.deallocate() }
+        let range = denseSlice(count, part, parts)
+        var f0 = range.lowerBound
+        while f0 < range.upperBound {
+            let lanes = min(8, range.upperBound - f0)
+            for l in 0..<lanes {
+                let fl = f0 + l, row = fl / inRows, inRow = fl - row * inRows
+                let g = row / outRows, outRow = row - g * outRows
+                let ov = outRow / p.k, iv = inRow / p.c
+                let src = filter(g, outRow - ov * p.k, inRow - iv * p.c) + outViews[ov].tap + inViews[iv].tap
+                for i in 0..<t {
+                    for j in 0..<t { taps[8 * (i * t + j) + l] = src[i * p.tapStepY + j * p.tapStepX] }
+                }
+            }
+            W.filter({ i, j in UnsafeRawPointer(taps + 8 * (i * t + j)).loadUnaligned(as: SIMD8<Float>.self) }) { xi, val in
+                let dst = u + xi * count + f0
+                if lanes == 8 {
+                    UnsafeMutableRawPointer(dst).storeBytes(of: val, as: SIMD8<Float>.self)
+                } else {
+                    for l in 0..<lanes { dst[l] = val[l] }
+                }
+            }
+            f0 += lanes
         }
     }
 }
 
-/// y (images x groups*K x oh x ow) = the 3x3 correlation of x (images x
-/// groups*C x h x w, zero-padded) with the filters whose transforms are in
-/// `u`, plus `bias` per output channel when given. Uses `v` and `m` as the
-/// transformed inputs and products (sizes from the plan).
-func winogradConvolve(_ p: WinogradPlan, x: UnsafePointer<Float>, u: UnsafePointer<Float>,
-                      v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
-                      y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
-    let cAll = p.groups * p.c, kAll = p.groups * p.k, tiles = p.tiles
-    let th = p.tilesH, tw = p.tilesW, h = p.h, w = p.w
-    // V = B^T d B for every (channel, tile), eight tiles of a tile row at a
-    // time: each of the four input rows is split into its even and odd
-    // columns (zero outside the image), so the patches' columns 0-3 of tiles
-    // tx..tx+7 are the contiguous runs E[tx...], O[tx...], E[tx+1...], O[tx+1...].
-    let runs = tw + 9
-    denseParallel(work: cAll * tiles * 16) { part, parts in
-        let eo = UnsafeMutablePointer<Float>.allocate(capacity: 8 * runs)   // E_i, O_i for i in 0..<4
+/// V[xi][g*inRows + row][tile] = (B^T d B)[xi] for `images` images from x,
+/// eight tiles of a tile row at a time: each of the alpha input rows of a
+/// tile row is split into its m column phases (zero outside the image), so
+/// column j of tiles tx..tx+7 is the contiguous run phase (j mod m) from
+/// tx + j / m.
+private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPass, images: Int,
+                                                     x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>) {
+    let a = W.alpha, m = W.m
+    let th = p.tilesH, tw = p.tilesW, tiles = images * th * tw
+    let h = p.h, w = p.w, step = p.inStep, views = p.inViews
+    let rowsAll = p.groups * p.inRows, vStride = rowsAll * tiles
+    let runs = tw + (a - 1) / m + 9
+    // Valid virtual rows/columns of a phase q: step * v + q < size.
+    let validH = views.map { (h - $0.qy + step - 1) / step }, validW = views.map { (w - $0.qx + step - 1) / step }
+    denseParallel(work: rowsAll * tiles * a * a) { part, parts in
+        let split = UnsafeMutablePointer<Float>.allocate(capacity: a * m * runs)
         let spare = UnsafeMutablePointer<Float>.allocate(capacity: 8)
-        defer { eo.deallocate(); spare.deallocate() }
-        let vStride = cAll * tiles
-        for cn in denseSlice(cAll * p.images, part, parts) {
-            let n = cn / cAll, c = cn - n * cAll
-            let plane = x + (n * cAll + c) * h * w
-            let out = v + c * tiles + n * th * tw
+        defer { split.deallocate(); spare.deallocate() }
+        for unit in denseSlice(rowsAll * images, part, parts) {
+            let n = unit / rowsAll, row = unit - n * rowsAll
+            let g = row / p.inRows, inRow = row - g * p.inRows
+            let vi = inRow / p.c, view = views[vi], ch = g * p.c + inRow - vi * p.c
+            let plane = x + (n * p.groups * p.c + ch) * h * w
+            let out = v + row * tiles + n * th * tw
+            let vh = validH[vi], vw = validW[vi]
             for ty in 0..<th {
-                let y0 = 2 * ty - p.padH
-                eo.update(repeating: 0, count: 8 * runs)
-                for i in 0..<4 where y0 + i >= 0 && y0 + i < h {
-                    let row = plane + (y0 + i) * w, e = eo + 2 * i * runs, o = e + runs
-                    // E[t] = row[2t - padW], O[t] = row[2t + 1 - padW].
-                    for t in 0..<(tw + 1) {
-                        let xe = 2 * t - p.padW
-                        if xe >= 0 && xe < w { e[t] = row[xe] }
-                        if xe + 1 >= 0 && xe + 1 < w { o[t] = row[xe + 1] }
+                for i in 0..<a {
+                    let vy = m * ty + view.startY + i
+                    guard vy >= 0 && vy < vh else {
+                        split.advanced(by: i * m * runs).update(repeating: 0, count: m * runs)
+                        continue
+                    }
+                    let src = plane + (step * vy + view.qy) * w
+                    for phase in 0..<m {
+                        // dst[t] = virtual column m t + startX + phase; zero outside the plane.
+                        let dst = split + (i * m + phase) * runs, c0 = view.startX + phase
+                        let lo = min(runs, max(0, denseCeilDiv(-c0, m)))
+                        let hi = max(lo, min(runs, denseFloorDivMod(vw - 1 - c0, m).q + 1))
+                        dst.update(repeating: 0, count: lo)
+                        let sp = src + step * (m * lo + c0) + view.qx, stride = step * m
+                        if stride == 1 {
+                            dst.advanced(by: lo).update(from: sp, count: hi - lo)
+                        } else {
+                            for t in 0..<(hi - lo) { dst[lo + t] = sp[t * stride] }
+                        }
+                        dst.advanced(by: hi).update(repeating: 0, count: runs - hi)
                     }
                 }
                 var tx = 0
                 while tx < tw {
-                    @inline(__always) func ld(_ i: Int, _ j: Int) -> SIMD8<Float> {
-                        UnsafeRawPointer(eo + (2 * i + (j & 1)) * runs + tx + (j >> 1)).loadUnaligned(as: SIMD8<Float>.self)
-                    }
                     let o = out + ty * tw + tx, lanes = min(8, tw - tx)
                     // Whole vectors, also past the row's last tile when the
-                    // next tile row (written next, by this thread) follows.
-                    let whole = lanes == 8 || ty + 1 < th
-                    @inline(__always) func put(_ xi: Int, _ val: SIMD8<Float>) {
+                    // next tile rows (written next, by this thread) take
+                    // the spare lanes.
+                    let whole = lanes == 8 || (th - 1 - ty) * tw >= 8 - lanes
+                    let base = split + tx
+                    W.input({ i, j in
+                        UnsafeRawPointer(base + (i * m + j % m) * runs + j / m).loadUnaligned(as: SIMD8<Float>.self)
+                    }) { xi, val in
                         let dst = o + xi * vStride
                         if whole {
                             UnsafeMutableRawPointer(dst).storeBytes(of: val, as: SIMD8<Float>.self)
@@ -129,73 +259,6 @@ func winogradConvolve(_ p: WinogradPlan, x: UnsafePointer<Float>, u: UnsafePoint
                             dst.update(from: spare, count: lanes)
                         }
                     }
-                    // r = B^T d, column j at a time: r_ij for rows i.
-                    @inline(__always) func column(_ j: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
-                        let d0 = ld(0, j), d1 = ld(1, j), d2 = ld(2, j), d3 = ld(3, j)
-                        return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
-                    }
-                    let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3)
-                    // V = r B, row i at a time: (r_i0 - r_i2, r_i1 + r_i2, r_i2 - r_i1, r_i1 - r_i3).
-                    put(0, c0.0 - c2.0); put(1, c1.0 + c2.0); put(2, c2.0 - c1.0); put(3, c1.0 - c3.0)
-                    put(4, c0.1 - c2.1); put(5, c1.1 + c2.1); put(6, c2.1 - c1.1); put(7, c1.1 - c3.1)
-                    put(8, c0.2 - c2.2); put(9, c1.2 + c2.2); put(10, c2.2 - c1.2); put(11, c1.2 - c3.2)
-                    put(12, c0.3 - c2.3); put(13, c1.3 + c2.3); put(14, c2.3 - c1.3); put(15, c1.3 - c3.3)
-                    tx += 8
-                }
-            }
-        }
-    }
-    // M_xi = U_xi V_xi, per group.
-    for xi in 0..<16 {
-        for g in 0..<p.groups {
-            gemm(m: p.k, n: tiles, k: p.c,
-                 a: u + xi * kAll * p.c + g * p.k * p.c, lda: p.c,
-                 b: v + xi * cAll * tiles + g * p.c * tiles, ldb: tiles,
-                 c: m + xi * kAll * tiles + g * p.k * tiles, ldc: tiles)
-        }
-    }
-    // Y = A^T M A, clipped to the output, plus the bias.
-    let oh = p.oh, ow = p.ow
-    denseParallel(work: kAll * tiles * 16) { part, parts in
-        let tmp = UnsafeMutablePointer<Float>.allocate(capacity: 32)   // four 8-lane results
-        defer { tmp.deallocate() }
-        let mStride = kAll * tiles
-        for kn in denseSlice(kAll * p.images, part, parts) {
-            let n = kn / kAll, k = kn - n * kAll
-            let plane = y + (n * kAll + k) * oh * ow
-            let src = m + k * tiles + n * th * tw
-            let b = bias?[k] ?? 0
-            for ty in 0..<th {
-                var tx = 0
-                while tx < tw {
-                    let s = src + ty * tw + tx, lanes = min(8, tw - tx)
-                    // Whole vectors; lanes past the row's last tile read the
-                    // next row (or the slack after M) and are not used.
-                    @inline(__always) func ld(_ xi: Int) -> SIMD8<Float> {
-                        UnsafeRawPointer(s + xi * mStride).loadUnaligned(as: SIMD8<Float>.self)
-                    }
-                    // t = A^T M (2 x 4, column j at a time), then Y = t A.
-                    @inline(__always) func column(_ j: Int) -> (SIMD8<Float>, SIMD8<Float>) {
-                        let m0 = ld(j), m1 = ld(4 + j), m2 = ld(8 + j), m3 = ld(12 + j)
-                        return (m0 + m1 + m2, m1 - m2 - m3)
-                    }
-                    let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3)
-                    let bv = SIMD8<Float>(repeating: b)
-                    let y00 = c0.0 + c1.0 + c2.0 + bv, y01 = c1.0 - c2.0 - c3.0 + bv
-                    let y10 = c0.1 + c1.1 + c2.1 + bv, y11 = c1.1 - c2.1 - c3.1 + bv
-                    let raw = UnsafeMutableRawPointer(tmp)
-                    raw.storeBytes(of: y00, as: SIMD8<Float>.self)
-                    raw.storeBytes(of: y01, toByteOffset: 32, as: SIMD8<Float>.self)
-                    raw.storeBytes(of: y10, toByteOffset: 64, as: SIMD8<Float>.self)
-                    raw.storeBytes(of: y11, toByteOffset: 96, as: SIMD8<Float>.self)
-                    for i in 0..<2 where 2 * ty + i < oh {
-                        let row = plane + (2 * ty + i) * ow
-                        for l in 0..<lanes {
-                            let ox = 2 * (tx + l)
-                            row[ox] = tmp[16 * i + l]
-                            if ox + 1 < ow { row[ox + 1] = tmp[16 * i + 8 + l] }
-                        }
-                    }
                     tx += 8
                 }
             }
@@ -203,14 +266,107 @@ func winogradConvolve(_ p: WinogradPlan, x: UnsafePointer<Float>, u: UnsafePoint
     }
 }
 
-/// One Winograd pass with the layer's scratch memory: transforms the
-/// filters (`filter(gk, c)`, turned by 180 degrees with `flip`) into slot 2,
-/// then convolves x into y (overwriting it) through slots 0 and 1.
-func winogradRun(_ p: WinogradPlan, flip: Bool, _ ctx: ExecutionContext, x: UnsafePointer<Float>,
+/// y = A^T M A for every tile of `images` images, written through the
+/// output views (clipped to the plane), plus the bias of each channel.
+/// `mm` has 8 floats of slack at the end (whole-vector reads).
+private func winogradOutputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPass, images: Int,
+                                                      _ mm: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                                                      bias: UnsafePointer<Float>?) {
+    let m = W.m
+    let th = p.tilesH, tw = p.tilesW, tiles = images * th * tw
+    let kAll = p.groups * p.k, rowsAll = p.groups * p.outRows, mStride = rowsAll * tiles
+    let oh = p.oh, ow = p.ow, outH = p.outH, outW = p.outW, step = p.outStep, views = p.outViews
+    denseParallel(work: mStride * W.alpha * W.alpha) { part, parts in
+        // One row of m x 8 results of a tile row, interleaved as in the output.
+        let res = UnsafeMutablePointer<Float>.allocate(capacity: m * m * 8)
+        defer { res.deallocate() }
+        // A thread takes one output channel with all its phases.
+        for unit in denseSlice(kAll * images, part, parts) {
+            let n = unit / kAll, ch = unit - n * kAll
+            let g = ch / p.k, kk = ch - g * p.k
+            let plane = y + (n * kAll + ch) * outH * outW
+            let bv = SIMD8<Float>(repeating: bias?[ch] ?? 0)
+            for (vi, view) in views.enumerated() {
+                let src = mm + (g * p.outRows + vi * p.k + kk) * tiles + n * th * tw
+                // Virtual columns vx in [cLo, cHi) land in the plane: 0 <= step vx + offX < outW.
+                let cLo = max(0, denseCeilDiv(-view.offX, step))
+                let cHi = min(ow, denseFloorDivMod(outW - 1 - view.offX, step).q + 1)
+                for ty in 0..<th {
+                    var tx = 0
+                    while tx < tw {
+                        let s = src + ty * tw + tx
+                        W.output({ xi in UnsafeRawPointer(s + xi * mStride).loadUnaligned(as: SIMD8<Float>.self) },
+                                 bias: bv) { i, j, val in
+                            // res[i][m l + j] = lane l.
+                            for l in 0..<8 { res[(i * 8 + l) * m + j] = val[l] }
+                        }
+                        // Virtual columns m tx ..< m (tx + 8) of this block.
+                        let lo = max(cLo, m * tx), hi = min(cHi, m * (tx + 8))
+                        if lo < hi {
+                            for i in 0..<m {
+                                let vy = m * ty + i, ry = step * vy + view.offY
+                                guard vy < oh, ry >= 0, ry < outH else { continue }
+                                let row = plane + ry * outW + view.offX, r = res + i * 8 * m - m * tx
+                                if step == 1 {
+                                    row.advanced(by: lo).update(from: r + lo, count: hi - lo)
+                                } else {
+                                    for vx in lo..<hi { row[step * vx] = r[vx] }
+                                }
+                            }
+                        }
+                        tx += 8
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs a pass with the layer's scratch memory: transforms the filters
+/// (`filter(g, outChannel, inChannel)`, the kh x kw kernel of the pair)
+/// into slot 2, then, a chunk of images at a time, the inputs into slot 0,
+/// the alpha^2 GEMMs into slot 1, and the outputs into y (overwritten: every
+/// output element lies in exactly one phase's tiles).
+func winogradRun(_ p: WinogradPass, _ ctx: ExecutionContext, x: UnsafePointer<Float>,
                  y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-                 filter: (_ gk: Int, _ c: Int) -> UnsafePointer<Float>) {
-    let u = ctx.scratch(p.filterFloats, slot: 2)
-    winogradFilterTransform(p, flip: flip, u, filter: filter)
-    winogradConvolve(p, x: x, u: u, v: ctx.scratch(p.inputFloats, slot: 0),
-                     m: ctx.scratch(p.outputFloats, slot: 1), y: y, bias: bias)
+                 filter: (_ g: Int, _ outChannel: Int, _ inChannel: Int) -> UnsafePointer<Float>) {
+    switch p.tile {
+    case is WinogradF3x2.Type: winogradRun(WinogradF3x2.self, p, ctx, x: x, y: y, bias: bias, filter: filter)
+    case is WinogradF2x3.Type: winogradRun(WinogradF2x3.self, p, ctx, x: x, y: y, bias: bias, filter: filter)
+    case is WinogradF2x4.Type: winogradRun(WinogradF2x4.self, p, ctx, x: x, y: y, bias: bias, filter: filter)
+    default: winogradRun(WinogradF2x5.self, p, ctx, x: x, y: y, bias: bias, filter: filter)
+    }
+}
+
+/// `winogradRun` with the tile code of W (specialised per transform).
+private func winogradRun<W: WinogradTile>(_: W.Type, _ p: WinogradPass, _ ctx: ExecutionContext,
+                                          x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                                          bias: UnsafePointer<Float>?,
+                                          filter: (_ g: Int, _ outChannel: Int, _ inChannel: Int) -> UnsafePointer<Float>) {
+    let a2 = W.alpha * W.alpha, groups = p.groups
+    let uStride = groups * p.outRows * p.inRows
+    let u = ctx.scratch(a2 * uStride, slot: 2)
+    winogradFilterTransform(W.self, p, u, filter: filter)
+    let chunk = p.imagesPerChunk, perImage = p.tilesH * p.tilesW
+    let v = ctx.scratch(a2 * groups * p.inRows * chunk * perImage, slot: 0)
+    let mm = ctx.scratch(a2 * groups * p.outRows * chunk * perImage + 8, slot: 1)
+    let inImage = groups * p.c * p.h * p.w, outImage = groups * p.k * p.outH * p.outW
+    var start = 0
+    while start < p.images {
+        let cnt = min(chunk, p.images - start), tiles = cnt * perImage
+        winogradInputTransform(W.self, p, images: cnt, x: x + start * inImage, v)
+        // M_xi = U_xi V_xi per group: independent products, one thread each.
+        let products = a2 * groups, threads = min(products, computeThreads())
+        denseParallel(parts: threads) { part in
+            for q in denseSlice(products, part, threads) {
+                let xi = q / groups, g = q - xi * groups
+                gemmSerial(m: p.outRows, n: tiles, k: p.inRows,
+                           a: u + xi * uStride + g * p.outRows * p.inRows, lda: p.inRows,
+                           b: v + (xi * groups + g) * p.inRows * tiles, ldb: tiles,
+                           c: mm + (xi * groups + g) * p.outRows * tiles, ldc: tiles)
+            }
+        }
+        winogradOutputTransform(W.self, p, images: cnt, mm, y: y + start * outImage, bias: bias)
+        start += cnt
+    }
 }

@@ -46,6 +46,22 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
     }
 }
 
+/// `gemm` on the calling thread only, never split: for callers that run
+/// several independent products on the compute threads themselves.
+@inline(__always)
+public func gemmSerial(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                       alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil,
+                       b: UnsafePointer<Float>, ldb: Int? = nil,
+                       beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
+    guard m > 0, n > 0 else { return }
+    let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
+    if k == 0 {
+        for r in 0..<m { scale(c + r * ldc, count: n, by: beta) }
+        return
+    }
+    sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
 @inline(__always)
 private func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
                    _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,

@@ -61,11 +61,23 @@ public struct BackwardUses: OptionSet, Sendable {
     public static let all: BackwardUses = [.inputs, .outputs]
 }
 
+/// How convolution-like layers compute (ExecutionContext.convolution).
+public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
+    /// Winograd where the layer's shape makes it pay, else the direct GEMM.
+    case automatic
+    /// Always im2col + GEMM (col2im): Caffe's own arithmetic.
+    case direct
+    /// Winograd wherever the kernel allows it, however small the layer.
+    case winograd
+}
+
 /// Per-call state the executor lends to layers: scratch memory, the phase,
-/// the random generator (Dropout in training). No global state.
+/// the random generator (Dropout in training), the convolution algorithm.
+/// No global state.
 public final class ExecutionContext: @unchecked Sendable {
     public var phase: Phase
     public var rng: SplitMix64
+    public var convolution: ConvolutionAlgorithm = .automatic
     private var scratch: [Storage] = []
 
     public init(phase: Phase = .test, seed: UInt64 = 0) {

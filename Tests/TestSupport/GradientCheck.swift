@@ -60,8 +60,10 @@ public func checkLayerGradients(_ layerText: String, inputShapes: [Shape], seed:
                                 kink: Float? = nil, kinkRange: Float = -1,
                                 checkInputs: [Int]? = nil, positiveInputs: Bool = false,
                                 outputs: Int = 1, checkParams: Bool = true,
-                                inputs given: [Tensor]? = nil) throws -> [String] {
+                                inputs given: [Tensor]? = nil,
+                                convolution: ConvolutionAlgorithm = .automatic) throws -> [String] {
     let net = try singleLayerNet(layerText, inputShapes: inputShapes, outputs: outputs, seed: seed, registry: registry)
+    net.context.convolution = convolution
     var rng = SplitMix64(seed: seed &+ 11)
     let inputs: [Tensor] = given ?? inputShapes.map { s in
         let t = Tensor(shape: s)

@@ -16,9 +16,11 @@ struct DenseLayerTests {
 
     func expectGradients(_ text: String, _ shapes: [Shape], seed: UInt64 = 1, checkParams: Bool = true,
                          inputs: [Tensor]? = nil, outputs: Int = 1, threshold: Double = 1e-3,
+                         convolution: ConvolutionAlgorithm = .automatic, stepsize: Double = 1e-2,
                          sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
-        let failures = try checkLayerGradients(text, inputShapes: shapes, seed: seed, threshold: threshold,
-                                               outputs: outputs, checkParams: checkParams, inputs: inputs)
+        let failures = try checkLayerGradients(text, inputShapes: shapes, seed: seed, stepsize: stepsize, threshold: threshold,
+                                               outputs: outputs, checkParams: checkParams, inputs: inputs,
+                                               convolution: convolution)
         #expect(failures.isEmpty, "\(text) \(shapes): \(failures.prefix(5).joined(separator: "; ")) (\(failures.count) failures)",
                 sourceLocation: sourceLocation)
     }
@@ -44,8 +46,10 @@ struct DenseLayerTests {
     struct Run {
         var out: Tensor, dy: Tensor, dx: [Tensor], params: [Tensor], pgrads: [Tensor]
     }
-    func run(_ text: String, _ inputs: [Tensor], seed: UInt64 = 1, dySeed: UInt64 = 77) throws -> Run {
+    func run(_ text: String, _ inputs: [Tensor], seed: UInt64 = 1, dySeed: UInt64 = 77,
+             convolution: ConvolutionAlgorithm = .automatic) throws -> Run {
         let net = try singleLayerNet(text, inputShapes: inputs.map(\.shape), seed: seed)
+        net.context.convolution = convolution
         var feeds: [String: Tensor] = [:]
         for (n, t) in zip(net.inputNames, inputs) { feeds[n] = t }
         try net.forward(feeds)
@@ -236,15 +240,18 @@ struct DenseLayerTests {
     static let fixtureCases = [
         "conv_basic", "conv_stride_pad", "conv_group", "conv_rect_nobias", "conv_dilation", "conv_caffenet_conv1",
         "conv_winograd",
-        "deconv_k4s2p1", "deconv_k3s1p1", "deconv_group_nobias", "deconv_winograd",
+        "conv_winograd5", "conv_winograd_s2",
+        "deconv_k4s2p1", "deconv_k3s1p1", "deconv_group_nobias", "deconv_winograd", "deconv_winograd_s2",
         "ip_basic", "ip_2d", "ip_transpose", "ip_axis2",
         "lrn_across", "lrn_caffenet", "lrn_within",
         "pool_max_k3s2_ceil", "pool_max_k2s2", "pool_max_pad", "pool_ave_pad", "pool_global_ave",
     ]
 
-    @Test("Dense layers match real Caffe", arguments: fixtureCases)
-    func denseFixture(_ name: String) throws {
-        try CaffeFixtureTests().fixture(name)
+    /// Each fixture with each convolution algorithm: the direct GEMM and
+    /// Winograd (wherever the kernel allows it) must both match Caffe.
+    @Test("Dense layers match real Caffe", arguments: fixtureCases, [ConvolutionAlgorithm.automatic, .direct, .winograd])
+    func denseFixture(_ name: String, _ convolution: ConvolutionAlgorithm) throws {
+        try CaffeFixtureTests().check(name, convolution: convolution)
     }
 
     // MARK: - Convolution
@@ -265,7 +272,16 @@ struct DenseLayerTests {
         // threshold 2e-3. The comparison with the double-precision reference
         // above holds the same path's y and dx to 1e-5.
         try expectGradients("type: \"Convolution\" convolution_param { num_output: 16 kernel_size: 3 pad: 1 }", [[1, 16, 8, 9]],
-                            seed: 5, threshold: 2e-3)
+                            seed: 5, threshold: 2e-3, convolution: .winograd)
+        // F(2x2, 5x5) (alpha 6: its transforms scale by up to 25, so the
+        // objective's rounding is ~10x that of F(2x2, 3x3)) and a stride-2
+        // 4x4 kernel through phases (F(3x3, 2x2)). The layer is linear in x
+        // and in W, so central differences carry no truncation error at
+        // any step: a step of 1 divides the rounding noise by 100.
+        try expectGradients("type: \"Convolution\" convolution_param { num_output: 16 kernel_size: 5 pad: 2 }", [[1, 16, 8, 8]],
+                            seed: 6, convolution: .winograd, stepsize: 1)
+        try expectGradients("type: \"Convolution\" convolution_param { num_output: 16 kernel_size: 4 stride: 2 pad: 1 }", [[1, 16, 16, 17]],
+                            seed: 7, convolution: .winograd, stepsize: 1)
     }
 
     @Test func convolutionTwoInputsShareWeights() throws {
@@ -296,15 +312,25 @@ struct DenseLayerTests {
             ([2, 16, 10, 9], ConvCfg(cout: 20, kh: 3, kw: 3, ph: 1, pw: 1)),
             ([3, 32, 11, 12], ConvCfg(cout: 32, group: 2, kh: 3, kw: 3, bias: false)),
             ([1, 16, 8, 9], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 2, pw: 0)),
+            // Other kernels a whole number of strides: Winograd F(2x2, 5x5)
+            // (CaffeNet's conv2), F(2x2, 4x4), and stride 2 and 3 through
+            // input phases (F(3x3, 2x2)); dx through output phases.
+            ([2, 32, 13, 12], ConvCfg(cout: 32, group: 2, kh: 5, kw: 5, ph: 2, pw: 2)),
+            ([1, 16, 11, 10], ConvCfg(cout: 24, kh: 5, kw: 5, ph: 0, pw: 4, bias: false)),
+            ([2, 16, 10, 11], ConvCfg(cout: 16, kh: 4, kw: 4, ph: 1, pw: 2)),
+            ([2, 16, 20, 19], ConvCfg(cout: 20, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
+            ([1, 32, 27, 26], ConvCfg(cout: 32, group: 2, kh: 6, kw: 6, sh: 3, sw: 3, ph: 2, pw: 0)),
         ]
         for (i, (shape, cfg)) in cases.enumerated() {
             let x = randomTensor(shape, seed: UInt64(100 + i))
-            let r = try run("type: \"Convolution\" " + cfg.text, [x], seed: UInt64(i + 1))
-            let ref = naiveConv(x, r.params[0], cfg.bias ? r.params[1] : nil, cfg, dy: r.dy)
-            expectClose(r.out, ref.y, 1e-5, "conv \(i) forward")
-            expectClose(r.dx[0], ref.dx, 1e-5, "conv \(i) dx")
-            expectClose(r.pgrads[0], ref.dw, 1e-5, "conv \(i) dW")
-            if cfg.bias { expectClose(r.pgrads[1], ref.db, 1e-5, "conv \(i) db") }
+            for algorithm in ConvolutionAlgorithm.allCases {
+                let r = try run("type: \"Convolution\" " + cfg.text, [x], seed: UInt64(i + 1), convolution: algorithm)
+                let ref = naiveConv(x, r.params[0], cfg.bias ? r.params[1] : nil, cfg, dy: r.dy)
+                expectClose(r.out, ref.y, 1e-5, "conv \(i) \(algorithm) forward")
+                expectClose(r.dx[0], ref.dx, 1e-5, "conv \(i) \(algorithm) dx")
+                expectClose(r.pgrads[0], ref.dw, 1e-5, "conv \(i) \(algorithm) dW")
+                if cfg.bias { expectClose(r.pgrads[1], ref.db, 1e-5, "conv \(i) \(algorithm) db") }
+            }
         }
     }
 
@@ -347,7 +373,11 @@ struct DenseLayerTests {
         try expectGradients("type: \"Deconvolution\" convolution_param { num_output: 2 kernel_size: 1 }", [[2, 3, 2, 3]], seed: 4)
         // Winograd F(2x2, 3x3) path; threshold as for Convolution's.
         try expectGradients("type: \"Deconvolution\" convolution_param { num_output: 16 kernel_size: 3 pad: 1 }", [[1, 16, 8, 9]],
-                            seed: 5, threshold: 2e-3)
+                            seed: 5, threshold: 2e-3, convolution: .winograd)
+        // The fc6 generator's 4x4 stride 2 pad 1 through output phases
+        // (linear in x and W: the step adds no truncation error, see above).
+        try expectGradients("type: \"Deconvolution\" convolution_param { num_output: 16 kernel_size: 4 stride: 2 pad: 1 }", [[1, 16, 4, 5]],
+                            seed: 6, convolution: .winograd, stepsize: 1)
     }
 
     @Test func deconvolutionForwardBackwardMatchNaive() throws {
@@ -367,15 +397,24 @@ struct DenseLayerTests {
             ([2, 16, 9, 10], ConvCfg(cout: 20, kh: 3, kw: 3, ph: 1, pw: 1)),
             ([2, 32, 10, 9], ConvCfg(cout: 32, group: 2, kh: 3, kw: 3, bias: false)),
             ([1, 16, 12, 11], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 2, pw: 0)),
+            // Kernels a whole number of strides: the fc6 generator's 4x4
+            // stride 2 pad 1 (output phases, F(3x3, 2x2)), other pads,
+            // stride 3, groups, and 5x5 stride 1 (F(2x2, 5x5)).
+            ([2, 16, 8, 9], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
+            ([3, 32, 5, 6], ConvCfg(cout: 32, group: 2, kh: 4, kw: 4, sh: 2, sw: 2, ph: 0, pw: 2, bias: false)),
+            ([1, 16, 4, 5], ConvCfg(cout: 20, kh: 6, kw: 6, sh: 3, sw: 3, ph: 1, pw: 2)),
+            ([2, 16, 9, 8], ConvCfg(cout: 16, kh: 5, kw: 5, ph: 2, pw: 1)),
         ]
         for (i, (shape, cfg)) in cases.enumerated() {
             let x = randomTensor(shape, seed: UInt64(200 + i))
-            let r = try run("type: \"Deconvolution\" " + cfg.text, [x], seed: UInt64(i + 1))
-            let ref = naiveDeconv(x, r.params[0], cfg.bias ? r.params[1] : nil, cfg, dy: r.dy)
-            expectClose(r.out, ref.y, 1e-5, "deconv \(i) forward")
-            expectClose(r.dx[0], ref.dx, 1e-5, "deconv \(i) dx")
-            expectClose(r.pgrads[0], ref.dw, 1e-5, "deconv \(i) dW")
-            if cfg.bias { expectClose(r.pgrads[1], ref.db, 1e-5, "deconv \(i) db") }
+            for algorithm in ConvolutionAlgorithm.allCases {
+                let r = try run("type: \"Deconvolution\" " + cfg.text, [x], seed: UInt64(i + 1), convolution: algorithm)
+                let ref = naiveDeconv(x, r.params[0], cfg.bias ? r.params[1] : nil, cfg, dy: r.dy)
+                expectClose(r.out, ref.y, 1e-5, "deconv \(i) \(algorithm) forward")
+                expectClose(r.dx[0], ref.dx, 1e-5, "deconv \(i) \(algorithm) dx")
+                expectClose(r.pgrads[0], ref.dw, 1e-5, "deconv \(i) \(algorithm) dW")
+                if cfg.bias { expectClose(r.pgrads[1], ref.db, 1e-5, "deconv \(i) \(algorithm) db") }
+            }
         }
     }
 

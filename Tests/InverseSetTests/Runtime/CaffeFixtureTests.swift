@@ -36,9 +36,15 @@ struct CaffeFixtureTests {
 
     @Test("matches real Caffe", .tags(.fixtures), arguments: cases)
     func fixture(_ name: String) throws {
+        try check(name, convolution: .automatic)
+    }
+
+    /// One fixture with the given convolution algorithm.
+    func check(_ name: String, convolution: ConvolutionAlgorithm) throws {
         let dir = Paths.fixture(name)
         let graph = try CaffeModel.load(prototxt: dir + "/net.prototxt", weights: Self.weightsPath(name))
-        try checkFixture(dir: dir, graph: graph, registry: try builtinRegistry(), name: name)
+        try checkFixture(dir: dir, graph: graph, registry: try builtinRegistry(), name: "\(name) (\(convolution))",
+                         convolution: convolution)
     }
 
     /// The legacy V1 LeNet (V1 prototxt with input_dim header, V1 caffemodel

@@ -35,9 +35,11 @@ func fixtureFiles(_ dir: String, prefix: String) -> [(name: String, path: String
 /// the input gradients.
 @discardableResult
 func checkFixture(dir: String, graph: Graph, registry: LayerRegistry, name: String,
-                  onlyBlobs: Set<String>? = nil, skipInputGrads: Set<String> = []) throws -> (Net, [String: Tensor]) {
+                  onlyBlobs: Set<String>? = nil, skipInputGrads: Set<String> = [],
+                  convolution: ConvolutionAlgorithm = .automatic) throws -> (Net, [String: Tensor]) {
     let meta = try FixtureMeta.read(dir)
     let net = try Net(graph: graph, registry: registry)
+    net.context.convolution = convolution
     var feeds: [String: Tensor] = [:]
     for (input, path) in fixtureFiles(dir, prefix: "in_") { feeds[input] = try NPY.read(path) }
     try net.forward(feeds)

@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Writes Sources/Layers/WinogradTiles.swift: the tile transforms of
+Winograd's F(m, T) as straight-line code on eight tiles (SIMD8 lanes) at a
+time, one enum per transform, from the Toom-Cook matrices that
+`WinogradTransform` in Winograd.swift builds at run time (same points, same
+signs; the layer tests compare both paths with a direct convolution).
+
+Regenerate after changing the points or the set of transforms:
+    python3 tools/gen-winograd.py > Sources/Layers/WinogradTiles.swift
+"""
+from fractions import Fraction
+
+POINTS = [Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2)]
+TRANSFORMS = [(2, 3), (3, 2), (2, 4), (2, 5)]   # (m, T)
+
+
+def poly(roots):
+    """Ascending coefficients of prod (x - root)."""
+    c = [Fraction(1)]
+    for r in roots:
+        n = [Fraction(0)] * (len(c) + 1)
+        for i, x in enumerate(c):
+            n[i + 1] += x
+            n[i] -= r * x
+        c = n
+    return c
+
+
+def matrices(m, t):
+    a = m + t - 1
+    n = a - 1
+    p = POINTS[:n]
+    at = [[Fraction(0)] * a for _ in range(m)]
+    g = [[Fraction(0)] * t for _ in range(a)]
+    bt = [[Fraction(0)] * a for _ in range(a)]
+    for j in range(n):
+        others = [p[l] for l in range(n) if l != j]
+        nj = Fraction(1)
+        for o in others:
+            nj *= p[j] - o
+        sign = -1 if nj < 0 else 1
+        for i in range(m):
+            at[i][j] = p[j] ** i
+        for k in range(t):
+            g[j][k] = sign * p[j] ** k / nj
+        for i, c in enumerate(poly(others)):
+            bt[j][i] = sign * c
+    at[m - 1][n] = Fraction(1)
+    g[n][t - 1] = Fraction(1)
+    for i, c in enumerate(poly(p)):
+        bt[n][i] = c
+    return at, g, bt
+
+
+def literal(c):
+    if c.denominator == 1:
+        return f"({c.numerator} as Float)"
+    return f"(Float({c.numerator}) / {c.denominator})"
+
+
+def combination(name, terms, start=None):
+    """`let name: S = sum(c * x)` over the nonzero terms, as a chain of
+    single-operator statements (fast to type-check, every operator small
+    enough to be inlined)."""
+    terms = [(c, x) for c, x in terms if c != 0]
+    terms.sort(key=lambda term: term[0] < 0)   # a positive term first: no negation
+    lines = []
+    acc = start
+    for n, (c, x) in enumerate(terms):
+        if c in (1, -1):
+            term = x
+        else:
+            term = f"{name}_{n}"
+            lines.append(f"let {term}: S = {literal(abs(c))} * {x}")
+        if acc is None:
+            if c < 0:
+                lines.append(f"let {name}_a{n}: S = -{term}")
+                acc = f"{name}_a{n}"
+            else:
+                acc = term
+        else:
+            lines.append(f"let {name}_a{n}: S = {acc} {'-' if c < 0 else '+'} {term}")
+            acc = f"{name}_a{n}"
+    lines.append(f"return_{name} = {acc if acc is not None else 'S()'}")
+    return lines
+
+
+def one_d(fname, matrix, rows, cols, doc):
+    """A 1-D transform: `rows` outputs from `cols` inputs (tuples)."""
+    ins = ", ".join(f"_ x{q}: S" for q in range(cols))
+    outs = ", ".join("S" for _ in range(rows))
+    body = []
+    for i in range(rows):
+        body.extend(combination(f"y{i}", [(matrix[i][q], f"x{q}") for q in range(cols)]))
+    text = [f"    /// {doc}", "    @inline(__always)",
+            f"    static func {fname}({ins}) -> ({outs}) {{"]
+    results = []
+    for line in body:
+        if line.startswith("return_"):
+            name, value = line[len("return_"):].split(" = ")
+            results.append(value)
+        else:
+            text.append("        " + line)
+    text.append(f"        return ({', '.join(results)})")
+    text.append("    }")
+    return text
+
+
+def emit(m, t):
+    at, g, bt = matrices(m, t)
+    a = m + t - 1
+    out = []
+    w = out.append
+    w(f"/// F({m}, {t}): {m}x{m} outputs from {a}x{a} inputs and {t}x{t} taps.")
+    w(f"enum WinogradF{m}x{t}: WinogradTile {{")
+    w(f"    static let m = {m}, taps = {t}")
+    w("")
+    out.extend(one_d("bt", bt, a, a, "B^T x: one column or row of an input tile."))
+    w("")
+    out.extend(one_d("at", at, m, a, "A^T x: one column or row of a product tile."))
+    w("")
+    out.extend(one_d("gg", g, a, t, "G x: one column or row of a filter."))
+    w("")
+    ind = "        "
+    def tup(prefix, n):
+        return ", ".join(f"{prefix}.{k}" for k in range(n))
+    w("    /// V = B^T d B; `d(i, j)` is input row i, column j of the tiles,")
+    w("    /// `v(xi, value)` receives position xi = i * alpha + j.")
+    w("    @inline(__always)")
+    w("    static func input(_ d: (Int, Int) -> S, _ v: (Int, S) -> Void) {")
+    for j in range(a):
+        w(f"{ind}let c{j} = bt({', '.join(f'd({i}, {j})' for i in range(a))})")
+    for i in range(a):
+        w(f"{ind}let r{i} = bt({', '.join(f'c{j}.{i}' for j in range(a))})")
+        for j in range(a):
+            w(f"{ind}v({i * a + j}, r{i}.{j})")
+    w("    }")
+    w("")
+    w("    /// Y = A^T M A + bias; `mv(xi)` is the product at position xi,")
+    w("    /// `y(i, j, value)` receives output row i, column j of the tiles.")
+    w("    @inline(__always)")
+    w("    static func output(_ mv: (Int) -> S, bias: S, _ y: (Int, Int, S) -> Void) {")
+    for j in range(a):
+        w(f"{ind}let c{j} = at({', '.join(f'mv({i * a + j})' for i in range(a))})")
+    for i in range(m):
+        w(f"{ind}let r{i} = at({', '.join(f'c{j}.{i}' for j in range(a))})")
+        for j in range(m):
+            w(f"{ind}y({i}, {j}, r{i}.{j} + bias)")
+    w("    }")
+    w("")
+    w("    /// U = G g G^T; `g(i, j)` is tap (i, j) of the filters, `u(xi, value)`")
+    w("    /// receives position xi.")
+    w("    @inline(__always)")
+    w("    static func filter(_ g: (Int, Int) -> S, _ u: (Int, S) -> Void) {")
+    for j in range(t):
+        w(f"{ind}let c{j} = gg({', '.join(f'g({i}, {j})' for i in range(t))})")
+    for i in range(a):
+        w(f"{ind}let r{i} = gg({', '.join(f'c{j}.{i}' for j in range(t))})")
+        for j in range(a):
+            w(f"{ind}u({i * a + j}, r{i}.{j})")
+    w("    }")
+    w("}")
+    return out
+
+
+def main():
+    print("// Generated by tools/gen-winograd.py; do not edit. Regenerate with")
+    print("//     python3 tools/gen-winograd.py > Sources/Layers/WinogradTiles.swift")
+    print("// Straight-line tile transforms of Winograd's F(m, T) on eight tiles at a")
+    print("// time (see Winograd.swift for the algorithm and the matrices).")
+    print("")
+    print("/// The tile transforms of one F(m, T), each on eight tiles (SIMD8 lanes).")
+    print("protocol WinogradTile {")
+    print("    static var m: Int { get }")
+    print("    static var taps: Int { get }")
+    print("    typealias S = SIMD8<Float>")
+    print("    static func input(_ d: (Int, Int) -> S, _ v: (Int, S) -> Void)")
+    print("    static func output(_ mv: (Int) -> S, bias: S, _ y: (Int, Int, S) -> Void)")
+    print("    static func filter(_ g: (Int, Int) -> S, _ u: (Int, S) -> Void)")
+    print("}")
+    print("")
+    print("extension WinogradTile {")
+    print("    static var alpha: Int { m + taps - 1 }")
+    print("}")
+    for m, t in TRANSFORMS:
+        print("")
+        print("\n".join(emit(m, t)))
+
+
+if __name__ == "__main__":
+    main()
