@@ -113,7 +113,8 @@ def emit(m, t):
     w = out.append
     w(f"/// F({m}, {t}): {m}x{m} outputs from {a}x{a} inputs and {t}x{t} taps.")
     w(f"enum WinogradF{m}x{t}: WinogradTile {{")
-    w(f"    static let m = {m}, taps = {t}")
+    w(f"    static var m: Int {{ {m} }}")
+    w(f"    static var taps: Int {{ {t} }}")
     w("")
     out.extend(one_d("bt", bt, a, a, "B^T x: one column or row of an input tile."))
     w("")

@@ -256,8 +256,32 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
             for py in 0..<oh {
                 let hs = py * sh - ph0
                 let h0 = max(hs, 0), h1 = max(h0, min(hs + kh, h))
-                for px in 0..<ow {
+                var px = 0
+                while px < ow {
                     let ws = px * sw - pw0
+                    // Eight outputs at once where all their windows lie in
+                    // the row and the loads stay in it (stride 1 or 2).
+                    if (sw == 1 || sw == 2) && ws >= 0 && px + 8 <= ow && ws + 7 * sw + kw + sw - 1 <= w {
+                        var best = SIMD8<Float>(repeating: -Float.greatestFiniteMagnitude)
+                        var arg = SIMD8<Int32>(repeating: -1)
+                        let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) &* Int32(sw)
+                        for yy in h0..<h1 {
+                            let row = src + yy * w
+                            for kx in 0..<kw {
+                                let at = row + ws + kx
+                                let v = sw == 1 ? UnsafeRawPointer(at).loadUnaligned(as: SIMD8<Float>.self)
+                                    : UnsafeRawPointer(at).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                                // Strict >, in the scalar loop's order: the first maximum wins.
+                                let better = v .> best
+                                best.replace(with: v, where: better)
+                                arg.replace(with: lanes &+ Int32(truncatingIfNeeded: yy * w + ws + kx), where: better)
+                            }
+                        }
+                        UnsafeMutableRawPointer(dst + py * ow + px).storeBytes(of: best, as: SIMD8<Float>.self)
+                        UnsafeMutableRawPointer(m + py * ow + px).storeBytes(of: arg, as: SIMD8<Int32>.self)
+                        px += 8
+                        continue
+                    }
                     let w0 = max(ws, 0), w1 = max(w0, min(ws + kw, w))
                     var best = -Float.greatestFiniteMagnitude
                     var arg = -1
@@ -273,6 +297,7 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
                     }
                     dst[py * ow + px] = best
                     m[py * ow + px] = Int32(truncatingIfNeeded: arg)
+                    px += 1
                 }
             }
         }

@@ -193,23 +193,26 @@ private func winogradFilterTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
 }
 
 /// V[xi][g*inRows + row][tile] = (B^T d B)[xi] for `images` images from x,
-/// eight tiles of a tile row at a time: each of the alpha input rows of a
-/// tile row is split into its m column phases (zero outside the image), so
-/// column j of tiles tx..tx+7 is the contiguous run phase (j mod m) from
-/// tx + j / m.
+/// eight tiles of a tile row at a time. Each virtual row of a plane is
+/// first split once into its m column phases (zero outside the image), so
+/// column j of tiles tx..tx+7 in that row is the contiguous run phase
+/// (j mod m) from tx + j / m.
 private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPass, images: Int,
                                                      x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>) {
     let a = W.alpha, m = W.m
     let th = p.tilesH, tw = p.tilesW, tiles = images * th * tw
     let h = p.h, w = p.w, step = p.inStep, views = p.inViews
     let rowsAll = p.groups * p.inRows, vStride = rowsAll * tiles
-    let runs = tw + (a - 1) / m + 9
+    let runs = tw + (a - 1) / m + 9, rowFloats = m * runs
     // Valid virtual rows/columns of a phase q: step * v + q < size.
     let validH = views.map { (h - $0.qy + step - 1) / step }, validW = views.map { (w - $0.qx + step - 1) / step }
+    let maxRows = validH.max() ?? 0
     denseParallel(work: rowsAll * tiles * a * a) { part, parts in
-        let split = UnsafeMutablePointer<Float>.allocate(capacity: a * m * runs)
+        // The split rows of one plane, then one row of zeros.
+        let split = UnsafeMutablePointer<Float>.allocate(capacity: (maxRows + 1) * rowFloats)
+        let rowsOfTile = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: a)
         let spare = UnsafeMutablePointer<Float>.allocate(capacity: 8)
-        defer { split.deallocate(); spare.deallocate() }
+        defer { split.deallocate(); rowsOfTile.deallocate(); spare.deallocate() }
         for unit in denseSlice(rowsAll * images, part, parts) {
             let n = unit / rowsAll, row = unit - n * rowsAll
             let g = row / p.inRows, inRow = row - g * p.inRows
@@ -217,28 +220,54 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
             let plane = x + (n * p.groups * p.c + ch) * h * w
             let out = v + row * tiles + n * th * tw
             let vh = validH[vi], vw = validW[vi]
+            let zeros = split + vh * rowFloats
+            zeros.update(repeating: 0, count: rowFloats)
+            // Phase f of a row: t -> virtual column m t + startX + f, valid for t in lo[f]..<hi[f].
+            let c0 = view.startX
+            @inline(__always) func bounds(_ f: Int) -> (Int, Int) {
+                let lo = min(runs, max(0, denseCeilDiv(-(c0 + f), m)))
+                return (lo, max(lo, min(runs, denseFloorDivMod(vw - 1 - c0 - f, m).q + 1)))
+            }
+            for vy in 0..<vh {
+                let src = plane + (step * vy + view.qy) * w + view.qx, dst = split + vy * rowFloats
+                var f = 0
+                if m == 2 && step == 1 {
+                    // Both phases at once: 16 contiguous floats give 8 even and 8 odd ones.
+                    let (lo0, hi0) = bounds(0), (lo1, hi1) = bounds(1)
+                    let vlo = max(lo0, lo1), vhi = vlo + max(0, min(hi0, hi1) - vlo) / 8 * 8
+                    let even = dst, odd = dst + runs
+                    even.update(repeating: 0, count: runs); odd.update(repeating: 0, count: runs)
+                    var t = vlo
+                    while t < vhi {
+                        let pair = UnsafeRawPointer(src + 2 * t + c0).loadUnaligned(as: SIMD16<Float>.self)
+                        UnsafeMutableRawPointer(even + t).storeBytes(of: pair.evenHalf, as: SIMD8<Float>.self)
+                        UnsafeMutableRawPointer(odd + t).storeBytes(of: pair.oddHalf, as: SIMD8<Float>.self)
+                        t += 8
+                    }
+                    // The rest of each phase's valid range, one by one.
+                    for t in lo0..<max(lo0, min(hi0, vlo)) { even[t] = src[2 * t + c0] }
+                    for t in max(lo0, vhi)..<max(lo0, vhi, hi0) { even[t] = src[2 * t + c0] }
+                    for t in lo1..<max(lo1, min(hi1, vlo)) { odd[t] = src[2 * t + c0 + 1] }
+                    for t in max(lo1, vhi)..<max(lo1, vhi, hi1) { odd[t] = src[2 * t + c0 + 1] }
+                    f = 2
+                }
+                while f < m {
+                    let (lo, hi) = bounds(f), d = dst + f * runs
+                    d.update(repeating: 0, count: lo)
+                    let sp = src + step * (m * lo + c0 + f), stride = step * m
+                    if stride == 1 {
+                        d.advanced(by: lo).update(from: sp, count: hi - lo)
+                    } else {
+                        for t in 0..<(hi - lo) { d[lo + t] = sp[t * stride] }
+                    }
+                    d.advanced(by: hi).update(repeating: 0, count: runs - hi)
+                    f += 1
+                }
+            }
             for ty in 0..<th {
                 for i in 0..<a {
                     let vy = m * ty + view.startY + i
-                    guard vy >= 0 && vy < vh else {
-                        split.advanced(by: i * m * runs).update(repeating: 0, count: m * runs)
-                        continue
-                    }
-                    let src = plane + (step * vy + view.qy) * w
-                    for phase in 0..<m {
-                        // dst[t] = virtual column m t + startX + phase; zero outside the plane.
-                        let dst = split + (i * m + phase) * runs, c0 = view.startX + phase
-                        let lo = min(runs, max(0, denseCeilDiv(-c0, m)))
-                        let hi = max(lo, min(runs, denseFloorDivMod(vw - 1 - c0, m).q + 1))
-                        dst.update(repeating: 0, count: lo)
-                        let sp = src + step * (m * lo + c0) + view.qx, stride = step * m
-                        if stride == 1 {
-                            dst.advanced(by: lo).update(from: sp, count: hi - lo)
-                        } else {
-                            for t in 0..<(hi - lo) { dst[lo + t] = sp[t * stride] }
-                        }
-                        dst.advanced(by: hi).update(repeating: 0, count: runs - hi)
-                    }
+                    rowsOfTile[i] = UnsafePointer(vy >= 0 && vy < vh ? split + vy * rowFloats : zeros)
                 }
                 var tx = 0
                 while tx < tw {
@@ -247,9 +276,8 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
                     // next tile rows (written next, by this thread) take
                     // the spare lanes.
                     let whole = lanes == 8 || (th - 1 - ty) * tw >= 8 - lanes
-                    let base = split + tx
                     W.input({ i, j in
-                        UnsafeRawPointer(base + (i * m + j % m) * runs + j / m).loadUnaligned(as: SIMD8<Float>.self)
+                        UnsafeRawPointer(rowsOfTile[i] + (j % m) * runs + tx + j / m).loadUnaligned(as: SIMD8<Float>.self)
                     }) { xi, val in
                         let dst = o + xi * vStride
                         if whole {
@@ -279,7 +307,10 @@ private func winogradOutputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
     denseParallel(work: mStride * W.alpha * W.alpha) { part, parts in
         // One row of m x 8 results of a tile row, interleaved as in the output.
         let res = UnsafeMutablePointer<Float>.allocate(capacity: m * m * 8)
-        defer { res.deallocate() }
+        // The m x m result vectors as computed (stored whole, so the
+        // transform stays in vector registers), then interleaved into res.
+        let lanes = UnsafeMutablePointer<Float>.allocate(capacity: m * m * 8)
+        defer { res.deallocate(); lanes.deallocate() }
         // A thread takes one output channel with all its phases.
         for unit in denseSlice(kAll * images, part, parts) {
             let n = unit / kAll, ch = unit - n * kAll
@@ -297,8 +328,13 @@ private func winogradOutputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
                         let s = src + ty * tw + tx
                         W.output({ xi in UnsafeRawPointer(s + xi * mStride).loadUnaligned(as: SIMD8<Float>.self) },
                                  bias: bv) { i, j, val in
-                            // res[i][m l + j] = lane l.
-                            for l in 0..<8 { res[(i * 8 + l) * m + j] = val[l] }
+                            UnsafeMutableRawPointer(lanes + 8 * (i * m + j)).storeBytes(of: val, as: SIMD8<Float>.self)
+                        }
+                        // res[i][m l + j] = lane l of result (i, j).
+                        for i in 0..<m {
+                            for l in 0..<8 {
+                                for j in 0..<m { res[(i * 8 + l) * m + j] = lanes[8 * (i * m + j) + l] }
+                            }
                         }
                         // Virtual columns m tx ..< m (tx + 8) of this block.
                         let lo = max(cLo, m * tx), hi = min(cHi, m * (tx + 8))

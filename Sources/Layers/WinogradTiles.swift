@@ -19,7 +19,8 @@ extension WinogradTile {
 
 /// F(2, 3): 2x2 outputs from 4x4 inputs and 3x3 taps.
 enum WinogradF2x3: WinogradTile {
-    static let m = 2, taps = 3
+    static var m: Int { 2 }
+    static var taps: Int { 3 }
 
     /// B^T x: one column or row of an input tile.
     @inline(__always)
@@ -135,7 +136,8 @@ enum WinogradF2x3: WinogradTile {
 
 /// F(3, 2): 3x3 outputs from 4x4 inputs and 2x2 taps.
 enum WinogradF3x2: WinogradTile {
-    static let m = 3, taps = 2
+    static var m: Int { 3 }
+    static var taps: Int { 2 }
 
     /// B^T x: one column or row of an input tile.
     @inline(__always)
@@ -253,7 +255,8 @@ enum WinogradF3x2: WinogradTile {
 
 /// F(2, 4): 2x2 outputs from 5x5 inputs and 4x4 taps.
 enum WinogradF2x4: WinogradTile {
-    static let m = 2, taps = 4
+    static var m: Int { 2 }
+    static var taps: Int { 4 }
 
     /// B^T x: one column or row of an input tile.
     @inline(__always)
@@ -421,7 +424,8 @@ enum WinogradF2x4: WinogradTile {
 
 /// F(2, 5): 2x2 outputs from 6x6 inputs and 5x5 taps.
 enum WinogradF2x5: WinogradTile {
-    static let m = 2, taps = 5
+    static var m: Int { 2 }
+    static var taps: Int { 5 }
 
     /// B^T x: one column or row of an input tile.
     @inline(__always)

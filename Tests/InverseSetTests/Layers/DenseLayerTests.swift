@@ -320,6 +320,9 @@ struct DenseLayerTests {
             ([2, 16, 10, 11], ConvCfg(cout: 16, kh: 4, kw: 4, ph: 1, pw: 2)),
             ([2, 16, 20, 19], ConvCfg(cout: 20, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
             ([1, 32, 27, 26], ConvCfg(cout: 32, group: 2, kh: 6, kw: 6, sh: 3, sw: 3, ph: 2, pw: 0)),
+            // Rows wide enough for the eight-at-a-time split into column phases.
+            ([1, 16, 9, 45], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 1, pw: 1)),
+            ([1, 16, 8, 44], ConvCfg(cout: 16, kh: 5, kw: 5, ph: 2, pw: 1, bias: false)),
         ]
         for (i, (shape, cfg)) in cases.enumerated() {
             let x = randomTensor(shape, seed: UInt64(100 + i))
@@ -520,9 +523,18 @@ struct DenseLayerTests {
             // Large enough to be split between threads.
             (true, [2, 16, 55, 55], (3, 3), (2, 2), (0, 0), true),
             (false, [2, 16, 55, 55], (3, 3), (2, 2), (1, 1), true),
+            // Rows wide enough for eight outputs at a time, stride 1 and 2.
+            (true, [1, 2, 5, 40], (3, 2), (1, 1), (1, 1), true),
+            (true, [1, 3, 6, 41], (2, 3), (1, 2), (0, 1), false),
+            // Many ties (values from {-1, 0, 1}): the first maximum wins.
+            (true, [1, 2, 7, 45], (3, 3), (2, 2), (0, 0), true),
+            (true, [1, 2, 6, 30], (2, 2), (1, 1), (0, 0), true),
         ]
         for (i, (isMax, s, k, st, p, ceil)) in cases.enumerated() {
             let x = randomTensor(s, seed: UInt64(400 + i))
+            if i >= cases.count - 2 {
+                for j in 0..<x.count { x[j] = x[j].rounded() > 0 ? 1 : (x[j].rounded() < 0 ? -1 : 0) }
+            }
             let text = "type: \"Pooling\" pooling_param { pool: \(isMax ? "MAX" : "AVE") kernel_h: \(k.0) kernel_w: \(k.1) stride_h: \(st.0) stride_w: \(st.1) pad_h: \(p.0) pad_w: \(p.1) round_mode: \(ceil ? "CEIL" : "FLOOR") }"
             let r = try run(text, [x])
             let (shape, ref, args) = naivePool(x, max: isMax, k: k, s: st, p: p, ceil: ceil)
