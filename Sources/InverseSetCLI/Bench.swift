@@ -27,6 +27,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also time forward + backward to the inputs.") var backward = false
     @Option(help: "Timed repeats (after 2 warm-up runs).") var repeats: Int = 7
     @Flag(help: "Also print each layer's forward and backward time (mean over the repeats).") var layers = false
+    @Option(help: "Convolution algorithm: automatic (Winograd where it pays), direct (im2col + GEMM, as Caffe), winograd (wherever the kernel allows).")
+    var convolution: ConvolutionAlgorithm = .automatic
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -57,6 +59,7 @@ struct Bench: ParsableCommand {
             // Caffe's all-zero default (zeros would make sparse paths look fast).
             let net = try Net(graph: graph, registry: registry, inputShapes: shapes, seed: 1,
                               defaultWeightFiller: weights == nil ? try Init.filler("msra") : nil)
+            net.context.convolution = convolution
             try net.forward(feeds)
             let macs = net.macs.reduce(0, +)
             let forwardMs = try medianTime(repeats) { try net.forward(feeds) }
@@ -93,7 +96,7 @@ struct Bench: ParsableCommand {
             let measured = backwardMs ?? forwardMs
             let rss = peakRSSMegabytes()
             print("net            \(graph.name.isEmpty ? prototxt : graph.name)")
-            print("batch          \(batch), threads \(computeThreads())")
+            print("batch          \(batch), threads \(computeThreads()), convolution \(convolution)")
             print(String(format: "multiply-adds  %.3f G per pass (%.1f GFLOP %@)", Double(macs) / 1e9, flops / 1e9,
                          backward ? "forward+backward" : "forward"))
             print(String(format: "SGEMM rate     %.1f GFLOP/s (1024^3, fastest of 20)", gemmRate))
@@ -120,6 +123,7 @@ extension Bench {
     func benchSamplerStep(_ path: String, registry: LayerRegistry) throws {
         let loaded = try LoadedPipeline.load(path, registry: registry)
         let p = loaded.pipeline
+        for net in [p.generator, p.classifier] + (p.encoder.map { [$0] } ?? []) { net.context.convolution = convolution }
         try p.setNeurons([(try NeuronSpec(parsing: neuron), try Band(low: 0, high: 1))])
         let gemmRate = measureGEMM(repeats: 20)
         let d = p.codeSize
@@ -141,7 +145,7 @@ extension Bench {
         let boundMs = flops / (gemmRate * 1e9) * 1e3
         let rss = peakRSSMegabytes()
         print("pipeline       \(path)")
-        print("walkers        \(batch), threads \(computeThreads())")
+        print("walkers        \(batch), threads \(computeThreads()), convolution \(convolution)")
         print(String(format: "GEMM work      %.1f GFLOP per step (G and f, forward + backward)", flops / 1e9))
         print(String(format: "SGEMM rate     %.1f GFLOP/s (1024^3, fastest of 20)", gemmRate))
         print(String(format: "sampler step   %.1f ms", ms))
@@ -203,3 +207,5 @@ func peakRSSMegabytes() -> Double {
     }
     return 0
 }
+
+extension ConvolutionAlgorithm: ExpressibleByArgument {}
