@@ -106,6 +106,20 @@ def one_d(fname, matrix, rows, cols, doc):
     return text
 
 
+def two_d(fn, n_in, n_out, load, store):
+    """Statements applying the 1-D transform `fn` (n_in values -> n_out) to
+    every column of an n_in x n_in tile (`load(i, j)`), then to every row of
+    the result, handing element (i, j) to `store(i, j, value)`."""
+    lines = []
+    for j in range(n_in):
+        lines.append(f"let c{j} = {fn}({', '.join(load(i, j) for i in range(n_in))})")
+    for i in range(n_out):
+        lines.append(f"let r{i} = {fn}({', '.join(f'c{j}.{i}' for j in range(n_in))})")
+        for j in range(n_out):
+            lines.append(store(i, j, f"r{i}.{j}"))
+    return lines
+
+
 def emit(m, t):
     at, g, bt = matrices(m, t)
     a = m + t - 1
@@ -122,44 +136,27 @@ def emit(m, t):
     w("")
     out.extend(one_d("gg", g, a, t, "G x: one column or row of a filter."))
     w("")
-    ind = "        "
-    def tup(prefix, n):
-        return ", ".join(f"{prefix}.{k}" for k in range(n))
-    w("    /// V = B^T d B; `d(i, j)` is input row i, column j of the tiles,")
-    w("    /// `v(xi, value)` receives position xi = i * alpha + j.")
-    w("    @inline(__always)")
-    w("    static func input(_ d: (Int, Int) -> S, _ v: (Int, S) -> Void) {")
-    for j in range(a):
-        w(f"{ind}let c{j} = bt({', '.join(f'd({i}, {j})' for i in range(a))})")
-    for i in range(a):
-        w(f"{ind}let r{i} = bt({', '.join(f'c{j}.{i}' for j in range(a))})")
-        for j in range(a):
-            w(f"{ind}v({i * a + j}, r{i}.{j})")
-    w("    }")
+    def method(doc, signature, body):
+        out.extend(doc)
+        w("    @inline(__always)")
+        w(f"    static func {signature} {{")
+        out.extend("        " + line for line in body)
+        w("    }")
+
+    method(["    /// V = B^T d B; `d(i, j)` is input row i, column j of the tiles,",
+            "    /// `v(xi, value)` receives position xi = i * alpha + j."],
+           "input(_ d: (Int, Int) -> S, _ v: (Int, S) -> Void)",
+           two_d("bt", a, a, lambda i, j: f"d({i}, {j})", lambda i, j, x: f"v({i * a + j}, {x})"))
     w("")
-    w("    /// Y = A^T M A + bias; `mv(xi)` is the product at position xi,")
-    w("    /// `y(i, j, value)` receives output row i, column j of the tiles.")
-    w("    @inline(__always)")
-    w("    static func output(_ mv: (Int) -> S, bias: S, _ y: (Int, Int, S) -> Void) {")
-    for j in range(a):
-        w(f"{ind}let c{j} = at({', '.join(f'mv({i * a + j})' for i in range(a))})")
-    for i in range(m):
-        w(f"{ind}let r{i} = at({', '.join(f'c{j}.{i}' for j in range(a))})")
-        for j in range(m):
-            w(f"{ind}y({i}, {j}, r{i}.{j} + bias)")
-    w("    }")
+    method(["    /// Y = A^T M A + bias; `mv(xi)` is the product at position xi,",
+            "    /// `y(i, j, value)` receives output row i, column j of the tiles."],
+           "output(_ mv: (Int) -> S, bias: S, _ y: (Int, Int, S) -> Void)",
+           two_d("at", a, m, lambda i, j: f"mv({i * a + j})", lambda i, j, x: f"y({i}, {j}, {x} + bias)"))
     w("")
-    w("    /// U = G g G^T; `g(i, j)` is tap (i, j) of the filters, `u(xi, value)`")
-    w("    /// receives position xi.")
-    w("    @inline(__always)")
-    w("    static func filter(_ g: (Int, Int) -> S, _ u: (Int, S) -> Void) {")
-    for j in range(t):
-        w(f"{ind}let c{j} = gg({', '.join(f'g({i}, {j})' for i in range(t))})")
-    for i in range(a):
-        w(f"{ind}let r{i} = gg({', '.join(f'c{j}.{i}' for j in range(t))})")
-        for j in range(a):
-            w(f"{ind}u({i * a + j}, r{i}.{j})")
-    w("    }")
+    method(["    /// U = G g G^T; `g(i, j)` is tap (i, j) of the filters, `u(xi, value)`",
+            "    /// receives position xi."],
+           "filter(_ g: (Int, Int) -> S, _ u: (Int, S) -> Void)",
+           two_d("gg", t, a, lambda i, j: f"g({i}, {j})", lambda i, j, x: f"u({i * a + j}, {x})"))
     w("}")
     return out
 

@@ -217,10 +217,8 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
     /// transpose dy -> dx.
     private func winograd(_ p: Plan, gradient: Bool, _ algorithm: ConvolutionAlgorithm) -> WinogradPass? {
         let cPer = spec.channels / spec.group
-        return WinogradPass.plan(algorithm, transposed: gradient, kernelH: spec.kernelH, kernelW: spec.kernelW,
-                                 strideH: spec.strideH, strideW: spec.strideW, dilationH: spec.dilationH,
-                                 dilationW: spec.dilationW, padH: spec.padH, padW: spec.padW, images: p.num,
-                                 groups: spec.group, c: gradient ? p.mg : cPer, k: gradient ? cPer : p.mg,
+        return WinogradPass.plan(algorithm, transposed: gradient, spec, images: p.num,
+                                 c: gradient ? p.mg : cPer, k: gradient ? cPer : p.mg,
                                  h: gradient ? p.g.outHeight : p.g.height, w: gradient ? p.g.outWidth : p.g.width,
                                  outH: gradient ? p.g.height : p.g.outHeight, outW: gradient ? p.g.width : p.g.outWidth)
     }

@@ -74,12 +74,9 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
     private func winograd(_ s: Shape, _ p: Plan, gradient: Bool, _ algorithm: ConvolutionAlgorithm) throws -> WinogradPass? {
         let (num, h, w) = try spec.inputDims(s, error: error)
         let kPer = spec.numOutput / spec.group, oh = p.g.height, ow = p.g.width
-        return WinogradPass.plan(algorithm, transposed: !gradient, kernelH: spec.kernelH, kernelW: spec.kernelW,
-                                 strideH: spec.strideH, strideW: spec.strideW, dilationH: spec.dilationH,
-                                 dilationW: spec.dilationW, padH: spec.padH, padW: spec.padW, images: num,
-                                 groups: spec.group, c: gradient ? kPer : p.cg, k: gradient ? p.cg : kPer,
-                                 h: gradient ? oh : h, w: gradient ? ow : w,
-                                 outH: gradient ? h : oh, outW: gradient ? w : ow)
+        return WinogradPass.plan(algorithm, transposed: !gradient, spec, images: num,
+                                 c: gradient ? kPer : p.cg, k: gradient ? p.cg : kPer,
+                                 h: gradient ? oh : h, w: gradient ? ow : w, outH: gradient ? h : oh, outW: gradient ? w : ow)
     }
 
     /// col = W^T x per group, then y = b + col2im(col). Layers whose

@@ -92,12 +92,13 @@ struct WinogradPass {
     /// forward, Deconvolution's dx), x (c x h x w) -> y (k x outH x outW).
     /// `transposed` true: y[s a - pad + ky] += x[a] W[ky] (Deconvolution's
     /// forward, Convolution's dx).
-    static func plan(_ algorithm: ConvolutionAlgorithm, transposed: Bool, kernelH: Int, kernelW: Int, strideH: Int, strideW: Int,
-                     dilationH: Int, dilationW: Int, padH: Int, padW: Int,
-                     images: Int, groups: Int, c: Int, k: Int, h: Int, w: Int,
-                     outH: Int, outW: Int) -> WinogradPass? {
-        let s = strideH, kk = kernelH
-        guard algorithm != .direct, kernelW == kk, strideW == s, s >= 1, dilationH == 1, dilationW == 1, kk % s == 0,
+    /// The kernel, stride, pad and groups come from `spec`.
+    static func plan(_ algorithm: ConvolutionAlgorithm, transposed: Bool, _ spec: ConvolutionSpec,
+                     images: Int, c: Int, k: Int, h: Int, w: Int, outH: Int, outW: Int) -> WinogradPass? {
+        let s = spec.strideH, kk = spec.kernelH, kernelW = spec.kernelW, padH = spec.padH, padW = spec.padW
+        let groups = spec.group
+        guard algorithm != .direct, kernelW == kk, spec.strideW == s, s >= 1, spec.dilationH == 1, spec.dilationW == 1,
+              kk % s == 0,
               let tile = winogradTile(taps: kk / s),
               c >= 16, k >= 16, outH >= 8, outW >= 8, h >= 1, w >= 1 else { return nil }
         let t = kk / s

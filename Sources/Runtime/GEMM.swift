@@ -16,18 +16,13 @@ public func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                  alpha: Float = 1, a: UnsafePointer<Float>, lda: Int? = nil,
                  b: UnsafePointer<Float>, ldb: Int? = nil,
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int? = nil) {
-    guard m > 0, n > 0 else { return }
-    if k == 0 {
-        // BLAS leaves C alone when K == 0 only for beta == 1; be explicit.
-        for r in 0..<m { scale(c + r * (ldc ?? n), count: n, by: beta) }
+    let parts = gemmParts(m: m, n: n, k: k)
+    guard parts > 1 else {
+        gemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                   b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         return
     }
     let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
-    let parts = gemmParts(m: m, n: n, k: k)
-    if parts == 1 {
-        sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-        return
-    }
     if m <= n {
         // Slabs of columns: each part packs all of A (the smaller operand).
         DispatchQueue.concurrentPerform(iterations: parts) { p in
@@ -56,6 +51,7 @@ public func gemmSerial(transA: Bool = false, transB: Bool = false, m: Int, n: In
     guard m > 0, n > 0 else { return }
     let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
     if k == 0 {
+        // BLAS leaves C alone when K == 0 only for beta == 1; be explicit.
         for r in 0..<m { scale(c + r * ldc, count: n, by: beta) }
         return
     }

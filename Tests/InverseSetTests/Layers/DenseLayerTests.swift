@@ -70,6 +70,25 @@ struct DenseLayerTests {
         #expect(err <= tol, "\(what): relative error \(err)", sourceLocation: sourceLocation)
     }
 
+    /// Each case, with each convolution algorithm, against the nested-loop
+    /// reference `naive`: y, dx, dW and db within 1e-5.
+    func expectMatchesNaive(_ type: String, _ cases: [(Shape, ConvCfg)], seed: UInt64,
+                            _ naive: (Tensor, Tensor, Tensor?, ConvCfg, Tensor?) -> (y: [Float], dx: [Float], dw: [Float], db: [Float]),
+                            sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
+        for (i, (shape, cfg)) in cases.enumerated() {
+            let x = randomTensor(shape, seed: seed + UInt64(i))
+            for algorithm in ConvolutionAlgorithm.allCases {
+                let r = try run("type: \"\(type)\" " + cfg.text, [x], seed: UInt64(i + 1), convolution: algorithm)
+                let ref = naive(x, r.params[0], cfg.bias ? r.params[1] : nil, cfg, r.dy)
+                let what = "\(type) \(i) \(algorithm)"
+                expectClose(r.out, ref.y, 1e-5, "\(what) forward", sourceLocation: sourceLocation)
+                expectClose(r.dx[0], ref.dx, 1e-5, "\(what) dx", sourceLocation: sourceLocation)
+                expectClose(r.pgrads[0], ref.dw, 1e-5, "\(what) dW", sourceLocation: sourceLocation)
+                if cfg.bias { expectClose(r.pgrads[1], ref.db, 1e-5, "\(what) db", sourceLocation: sourceLocation) }
+            }
+        }
+    }
+
     // MARK: - Naive references
 
     struct ConvCfg {
@@ -324,17 +343,7 @@ struct DenseLayerTests {
             ([1, 16, 9, 45], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 1, pw: 1)),
             ([1, 16, 8, 44], ConvCfg(cout: 16, kh: 5, kw: 5, ph: 2, pw: 1, bias: false)),
         ]
-        for (i, (shape, cfg)) in cases.enumerated() {
-            let x = randomTensor(shape, seed: UInt64(100 + i))
-            for algorithm in ConvolutionAlgorithm.allCases {
-                let r = try run("type: \"Convolution\" " + cfg.text, [x], seed: UInt64(i + 1), convolution: algorithm)
-                let ref = naiveConv(x, r.params[0], cfg.bias ? r.params[1] : nil, cfg, dy: r.dy)
-                expectClose(r.out, ref.y, 1e-5, "conv \(i) \(algorithm) forward")
-                expectClose(r.dx[0], ref.dx, 1e-5, "conv \(i) \(algorithm) dx")
-                expectClose(r.pgrads[0], ref.dw, 1e-5, "conv \(i) \(algorithm) dW")
-                if cfg.bias { expectClose(r.pgrads[1], ref.db, 1e-5, "conv \(i) \(algorithm) db") }
-            }
-        }
+        try expectMatchesNaive("Convolution", cases, seed: 100, naiveConv)
     }
 
     @Test func convolutionShapesAndErrors() throws {
@@ -408,17 +417,7 @@ struct DenseLayerTests {
             ([1, 16, 4, 5], ConvCfg(cout: 20, kh: 6, kw: 6, sh: 3, sw: 3, ph: 1, pw: 2)),
             ([2, 16, 9, 8], ConvCfg(cout: 16, kh: 5, kw: 5, ph: 2, pw: 1)),
         ]
-        for (i, (shape, cfg)) in cases.enumerated() {
-            let x = randomTensor(shape, seed: UInt64(200 + i))
-            for algorithm in ConvolutionAlgorithm.allCases {
-                let r = try run("type: \"Deconvolution\" " + cfg.text, [x], seed: UInt64(i + 1), convolution: algorithm)
-                let ref = naiveDeconv(x, r.params[0], cfg.bias ? r.params[1] : nil, cfg, dy: r.dy)
-                expectClose(r.out, ref.y, 1e-5, "deconv \(i) \(algorithm) forward")
-                expectClose(r.dx[0], ref.dx, 1e-5, "deconv \(i) \(algorithm) dx")
-                expectClose(r.pgrads[0], ref.dw, 1e-5, "deconv \(i) \(algorithm) dW")
-                if cfg.bias { expectClose(r.pgrads[1], ref.db, 1e-5, "deconv \(i) \(algorithm) db") }
-            }
-        }
+        try expectMatchesNaive("Deconvolution", cases, seed: 200, naiveDeconv)
     }
 
     @Test func deconvolutionShapes() throws {
