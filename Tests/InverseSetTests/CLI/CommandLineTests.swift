@@ -116,5 +116,12 @@ struct CommandLineTests {
         #expect(s.status == 0, "\(s.stderr)")
         let k = try json(s.lastLine)
         #expect(k["trunk_passes_per_step"] as? Double == 1 && (k["step_ms"] as? Double ?? 0) > 0)
+        // --convolution picks the algorithm (same work counted either way);
+        // an unknown one is refused with the choices.
+        let d = try runCLI(["bench", lenet, "--batch", "2", "--repeats", "1", "--convolution", "direct"])
+        #expect(d.status == 0 && d.stdout.contains("convolution direct"), "\(d.stderr)")
+        #expect((try json(d.lastLine)["macs"] as? Int) == 2 * 2_293_000)
+        let bad = try runCLI(["bench", lenet, "--convolution", "fft"])
+        #expect(bad.status != 0 && bad.stderr.contains("'automatic', 'direct' or 'winograd'"), "\(bad.stderr)")
     }
 }
