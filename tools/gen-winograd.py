@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Writes Sources/Layers/WinogradTiles.swift: the tile transforms of
 Winograd's F(m, T) as straight-line code on eight tiles (SIMD8 lanes) at a
-time, one enum per transform, from the Toom-Cook matrices that
-`WinogradTransform` in Winograd.swift builds at run time (same points, same
-signs; the layer tests compare both paths with a direct convolution).
+time, one enum per transform, from exact Toom-Cook matrices (the
+construction is described at the top of Winograd.swift; the layer tests
+compare every transform with a direct convolution).
+
+The transforms read and write through pointers, never through closures:
+a closure argument with a dozen or more call sites is not always inlined,
+and an out-of-line call per SIMD8 value (returned in two halves) made the
+input transform several times slower than its memory traffic.
 
 Regenerate after changing the points or the set of transforms:
     python3 tools/gen-winograd.py > Sources/Layers/WinogradTiles.swift
@@ -11,7 +16,7 @@ Regenerate after changing the points or the set of transforms:
 from fractions import Fraction
 
 POINTS = [Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2)]
-TRANSFORMS = [(2, 3), (3, 2), (2, 4), (2, 5)]   # (m, T)
+TRANSFORMS = [(2, 3), (4, 3), (3, 2), (4, 2), (2, 4), (2, 5)]   # (m, T)
 
 
 def poly(roots):
@@ -143,20 +148,33 @@ def emit(m, t):
         out.extend("        " + line for line in body)
         w("    }")
 
-    method(["    /// V = B^T d B; `d(i, j)` is input row i, column j of the tiles,",
-            "    /// `v(xi, value)` receives position xi = i * alpha + j."],
-           "input(_ d: (Int, Int) -> S, _ v: (Int, S) -> Void)",
-           two_d("bt", a, a, lambda i, j: f"d({i}, {j})", lambda i, j, x: f"v({i * a + j}, {x})"))
+    # Input: row i of the eight tiles starts at rows[i]; that virtual row
+    # is split into m phases of `run` floats, so column j of the tiles is
+    # the contiguous run at phase (j mod m), offset j / m.
+    prologue = [f"let p{i} = rows[{i}]" for i in range(a)]
+    prologue += [f"let p{i}_{f} = p{i} + {f} * run" for i in range(a) for f in range(1, m)]
+    def in_ptr(i, j):
+        base = f"p{i}" if j % m == 0 else f"p{i}_{j % m}"
+        return f"winogradLoad({base} + {j // m})" if j // m else f"winogradLoad({base})"
+    method(["    /// V = B^T d B for eight tiles. Input row i of the tiles starts at",
+            "    /// `rows[i]`, split into m phases of `run` floats: column j is at",
+            "    /// phase j % m, offset j / m. Position xi = i * alpha + j goes to",
+            "    /// `v + xi * vStride` (eight floats)."],
+           "input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)",
+           prologue + two_d("bt", a, a, in_ptr,
+                            lambda i, j, x: f"winogradStore({x}, v + {i * a + j} * vStride)"))
     w("")
-    method(["    /// Y = A^T M A + bias; `mv(xi)` is the product at position xi,",
-            "    /// `y(i, j, value)` receives output row i, column j of the tiles."],
-           "output(_ mv: (Int) -> S, bias: S, _ y: (Int, Int, S) -> Void)",
-           two_d("at", a, m, lambda i, j: f"mv({i * a + j})", lambda i, j, x: f"y({i}, {j}, {x} + bias)"))
+    method(["    /// Y = A^T M A + bias for eight tiles: position xi is read at",
+            "    /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`."],
+           "output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>)",
+           two_d("at", a, m, lambda i, j: f"winogradLoad(mm + {i * a + j} * mStride)",
+                 lambda i, j, x: f"winogradStore({x} + bias, y + {8 * (i * m + j)})"))
     w("")
-    method(["    /// U = G g G^T; `g(i, j)` is tap (i, j) of the filters, `u(xi, value)`",
-            "    /// receives position xi."],
-           "filter(_ g: (Int, Int) -> S, _ u: (Int, S) -> Void)",
-           two_d("gg", t, a, lambda i, j: f"g({i}, {j})", lambda i, j, x: f"u({i * a + j}, {x})"))
+    method(["    /// U = G g G^T for eight filters: tap (i, j) is read at",
+            "    /// `g + 8 * (i * taps + j)`; position xi goes to `u + xi * uStride`."],
+           "filter(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, uStride: Int)",
+           two_d("gg", t, a, lambda i, j: f"winogradLoad(g + {8 * (i * t + j)})",
+                 lambda i, j, x: f"winogradStore({x}, u + {i * a + j} * uStride)"))
     w("}")
     return out
 
@@ -172,9 +190,21 @@ def main():
     print("    static var m: Int { get }")
     print("    static var taps: Int { get }")
     print("    typealias S = SIMD8<Float>")
-    print("    static func input(_ d: (Int, Int) -> S, _ v: (Int, S) -> Void)")
-    print("    static func output(_ mv: (Int) -> S, bias: S, _ y: (Int, Int, S) -> Void)")
-    print("    static func filter(_ g: (Int, Int) -> S, _ u: (Int, S) -> Void)")
+    print("    static func input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)")
+    print("    static func output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>)")
+    print("    static func filter(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, uStride: Int)")
+    print("}")
+    print("")
+    print("/// Eight floats at p (any alignment).")
+    print("@inline(__always)")
+    print("func winogradLoad(_ p: UnsafePointer<Float>) -> SIMD8<Float> {")
+    print("    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)")
+    print("}")
+    print("")
+    print("/// Stores eight floats at p (any alignment).")
+    print("@inline(__always)")
+    print("func winogradStore(_ x: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {")
+    print("    UnsafeMutableRawPointer(p).storeBytes(of: x, as: SIMD8<Float>.self)")
     print("}")
     print("")
     print("extension WinogradTile {")

@@ -8,9 +8,21 @@ protocol WinogradTile {
     static var m: Int { get }
     static var taps: Int { get }
     typealias S = SIMD8<Float>
-    static func input(_ d: (Int, Int) -> S, _ v: (Int, S) -> Void)
-    static func output(_ mv: (Int) -> S, bias: S, _ y: (Int, Int, S) -> Void)
-    static func filter(_ g: (Int, Int) -> S, _ u: (Int, S) -> Void)
+    static func input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)
+    static func output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>)
+    static func filter(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, uStride: Int)
+}
+
+/// Eight floats at p (any alignment).
+@inline(__always)
+func winogradLoad(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+/// Stores eight floats at p (any alignment).
+@inline(__always)
+func winogradStore(_ x: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: x, as: SIMD8<Float>.self)
 }
 
 extension WinogradTile {
@@ -58,79 +70,345 @@ enum WinogradF2x3: WinogradTile {
         return (x0, y1_a2, y2_a2, x2)
     }
 
-    /// V = B^T d B; `d(i, j)` is input row i, column j of the tiles,
-    /// `v(xi, value)` receives position xi = i * alpha + j.
+    /// V = B^T d B for eight tiles. Input row i of the tiles starts at
+    /// `rows[i]`, split into m phases of `run` floats: column j is at
+    /// phase j % m, offset j / m. Position xi = i * alpha + j goes to
+    /// `v + xi * vStride` (eight floats).
     @inline(__always)
-    static func input(_ d: (Int, Int) -> S, _ v: (Int, S) -> Void) {
-        let c0 = bt(d(0, 0), d(1, 0), d(2, 0), d(3, 0))
-        let c1 = bt(d(0, 1), d(1, 1), d(2, 1), d(3, 1))
-        let c2 = bt(d(0, 2), d(1, 2), d(2, 2), d(3, 2))
-        let c3 = bt(d(0, 3), d(1, 3), d(2, 3), d(3, 3))
+    static func input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = rows[0]
+        let p1 = rows[1]
+        let p2 = rows[2]
+        let p3 = rows[3]
+        let p0_1 = p0 + 1 * run
+        let p1_1 = p1 + 1 * run
+        let p2_1 = p2 + 1 * run
+        let p3_1 = p3 + 1 * run
+        let c0 = bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3))
+        let c1 = bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1))
+        let c2 = bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1))
+        let c3 = bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1))
         let r0 = bt(c0.0, c1.0, c2.0, c3.0)
-        v(0, r0.0)
-        v(1, r0.1)
-        v(2, r0.2)
-        v(3, r0.3)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
         let r1 = bt(c0.1, c1.1, c2.1, c3.1)
-        v(4, r1.0)
-        v(5, r1.1)
-        v(6, r1.2)
-        v(7, r1.3)
+        winogradStore(r1.0, v + 4 * vStride)
+        winogradStore(r1.1, v + 5 * vStride)
+        winogradStore(r1.2, v + 6 * vStride)
+        winogradStore(r1.3, v + 7 * vStride)
         let r2 = bt(c0.2, c1.2, c2.2, c3.2)
-        v(8, r2.0)
-        v(9, r2.1)
-        v(10, r2.2)
-        v(11, r2.3)
+        winogradStore(r2.0, v + 8 * vStride)
+        winogradStore(r2.1, v + 9 * vStride)
+        winogradStore(r2.2, v + 10 * vStride)
+        winogradStore(r2.3, v + 11 * vStride)
         let r3 = bt(c0.3, c1.3, c2.3, c3.3)
-        v(12, r3.0)
-        v(13, r3.1)
-        v(14, r3.2)
-        v(15, r3.3)
+        winogradStore(r3.0, v + 12 * vStride)
+        winogradStore(r3.1, v + 13 * vStride)
+        winogradStore(r3.2, v + 14 * vStride)
+        winogradStore(r3.3, v + 15 * vStride)
     }
 
-    /// Y = A^T M A + bias; `mv(xi)` is the product at position xi,
-    /// `y(i, j, value)` receives output row i, column j of the tiles.
+    /// Y = A^T M A + bias for eight tiles: position xi is read at
+    /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`.
     @inline(__always)
-    static func output(_ mv: (Int) -> S, bias: S, _ y: (Int, Int, S) -> Void) {
-        let c0 = at(mv(0), mv(4), mv(8), mv(12))
-        let c1 = at(mv(1), mv(5), mv(9), mv(13))
-        let c2 = at(mv(2), mv(6), mv(10), mv(14))
-        let c3 = at(mv(3), mv(7), mv(11), mv(15))
+    static func output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>) {
+        let c0 = at(winogradLoad(mm + 0 * mStride), winogradLoad(mm + 4 * mStride), winogradLoad(mm + 8 * mStride), winogradLoad(mm + 12 * mStride))
+        let c1 = at(winogradLoad(mm + 1 * mStride), winogradLoad(mm + 5 * mStride), winogradLoad(mm + 9 * mStride), winogradLoad(mm + 13 * mStride))
+        let c2 = at(winogradLoad(mm + 2 * mStride), winogradLoad(mm + 6 * mStride), winogradLoad(mm + 10 * mStride), winogradLoad(mm + 14 * mStride))
+        let c3 = at(winogradLoad(mm + 3 * mStride), winogradLoad(mm + 7 * mStride), winogradLoad(mm + 11 * mStride), winogradLoad(mm + 15 * mStride))
         let r0 = at(c0.0, c1.0, c2.0, c3.0)
-        y(0, 0, r0.0 + bias)
-        y(0, 1, r0.1 + bias)
+        winogradStore(r0.0 + bias, y + 0)
+        winogradStore(r0.1 + bias, y + 8)
         let r1 = at(c0.1, c1.1, c2.1, c3.1)
-        y(1, 0, r1.0 + bias)
-        y(1, 1, r1.1 + bias)
+        winogradStore(r1.0 + bias, y + 16)
+        winogradStore(r1.1 + bias, y + 24)
     }
 
-    /// U = G g G^T; `g(i, j)` is tap (i, j) of the filters, `u(xi, value)`
-    /// receives position xi.
+    /// U = G g G^T for eight filters: tap (i, j) is read at
+    /// `g + 8 * (i * taps + j)`; position xi goes to `u + xi * uStride`.
     @inline(__always)
-    static func filter(_ g: (Int, Int) -> S, _ u: (Int, S) -> Void) {
-        let c0 = gg(g(0, 0), g(1, 0), g(2, 0))
-        let c1 = gg(g(0, 1), g(1, 1), g(2, 1))
-        let c2 = gg(g(0, 2), g(1, 2), g(2, 2))
+    static func filter(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, uStride: Int) {
+        let c0 = gg(winogradLoad(g + 0), winogradLoad(g + 24), winogradLoad(g + 48))
+        let c1 = gg(winogradLoad(g + 8), winogradLoad(g + 32), winogradLoad(g + 56))
+        let c2 = gg(winogradLoad(g + 16), winogradLoad(g + 40), winogradLoad(g + 64))
         let r0 = gg(c0.0, c1.0, c2.0)
-        u(0, r0.0)
-        u(1, r0.1)
-        u(2, r0.2)
-        u(3, r0.3)
+        winogradStore(r0.0, u + 0 * uStride)
+        winogradStore(r0.1, u + 1 * uStride)
+        winogradStore(r0.2, u + 2 * uStride)
+        winogradStore(r0.3, u + 3 * uStride)
         let r1 = gg(c0.1, c1.1, c2.1)
-        u(4, r1.0)
-        u(5, r1.1)
-        u(6, r1.2)
-        u(7, r1.3)
+        winogradStore(r1.0, u + 4 * uStride)
+        winogradStore(r1.1, u + 5 * uStride)
+        winogradStore(r1.2, u + 6 * uStride)
+        winogradStore(r1.3, u + 7 * uStride)
         let r2 = gg(c0.2, c1.2, c2.2)
-        u(8, r2.0)
-        u(9, r2.1)
-        u(10, r2.2)
-        u(11, r2.3)
+        winogradStore(r2.0, u + 8 * uStride)
+        winogradStore(r2.1, u + 9 * uStride)
+        winogradStore(r2.2, u + 10 * uStride)
+        winogradStore(r2.3, u + 11 * uStride)
         let r3 = gg(c0.3, c1.3, c2.3)
-        u(12, r3.0)
-        u(13, r3.1)
-        u(14, r3.2)
-        u(15, r3.3)
+        winogradStore(r3.0, u + 12 * uStride)
+        winogradStore(r3.1, u + 13 * uStride)
+        winogradStore(r3.2, u + 14 * uStride)
+        winogradStore(r3.3, u + 15 * uStride)
+    }
+}
+
+/// F(4, 3): 4x4 outputs from 6x6 inputs and 3x3 taps.
+enum WinogradF4x3: WinogradTile {
+    static var m: Int { 4 }
+    static var taps: Int { 3 }
+
+    /// B^T x: one column or row of an input tile.
+    @inline(__always)
+    static func bt(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S, _ x5: S) -> (S, S, S, S, S, S) {
+        let y0_0: S = (4 as Float) * x0
+        let y0_a1: S = y0_0 + x4
+        let y0_2: S = (5 as Float) * x2
+        let y0_a2: S = y0_a1 - y0_2
+        let y1_0: S = (4 as Float) * x1
+        let y1_1: S = (4 as Float) * x2
+        let y1_a1: S = y1_0 + y1_1
+        let y1_a2: S = y1_a1 - x3
+        let y1_a3: S = y1_a2 - x4
+        let y2_0: S = (4 as Float) * x2
+        let y2_a1: S = y2_0 + x3
+        let y2_2: S = (4 as Float) * x1
+        let y2_a2: S = y2_a1 - y2_2
+        let y2_a3: S = y2_a2 - x4
+        let y3_0: S = (2 as Float) * x3
+        let y3_a1: S = y3_0 + x4
+        let y3_2: S = (2 as Float) * x1
+        let y3_a2: S = y3_a1 - y3_2
+        let y3_a3: S = y3_a2 - x2
+        let y4_0: S = (2 as Float) * x1
+        let y4_a1: S = y4_0 + x4
+        let y4_a2: S = y4_a1 - x2
+        let y4_3: S = (2 as Float) * x3
+        let y4_a3: S = y4_a2 - y4_3
+        let y5_0: S = (4 as Float) * x1
+        let y5_a1: S = y5_0 + x5
+        let y5_2: S = (5 as Float) * x3
+        let y5_a2: S = y5_a1 - y5_2
+        return (y0_a2, y1_a3, y2_a3, y3_a3, y4_a3, y5_a2)
+    }
+
+    /// A^T x: one column or row of a product tile.
+    @inline(__always)
+    static func at(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S, _ x5: S) -> (S, S, S, S) {
+        let y0_a1: S = x0 + x1
+        let y0_a2: S = y0_a1 + x2
+        let y0_a3: S = y0_a2 + x3
+        let y0_a4: S = y0_a3 + x4
+        let y1_1: S = (2 as Float) * x3
+        let y1_a1: S = x1 + y1_1
+        let y1_a2: S = y1_a1 - x2
+        let y1_3: S = (2 as Float) * x4
+        let y1_a3: S = y1_a2 - y1_3
+        let y2_a1: S = x1 + x2
+        let y2_2: S = (4 as Float) * x3
+        let y2_a2: S = y2_a1 + y2_2
+        let y2_3: S = (4 as Float) * x4
+        let y2_a3: S = y2_a2 + y2_3
+        let y3_1: S = (8 as Float) * x3
+        let y3_a1: S = x1 + y3_1
+        let y3_a2: S = y3_a1 + x5
+        let y3_a3: S = y3_a2 - x2
+        let y3_4: S = (8 as Float) * x4
+        let y3_a4: S = y3_a3 - y3_4
+        return (y0_a4, y1_a3, y2_a3, y3_a4)
+    }
+
+    /// G x: one column or row of a filter.
+    @inline(__always)
+    static func gg(_ x0: S, _ x1: S, _ x2: S) -> (S, S, S, S, S, S) {
+        let y0_0: S = (Float(1) / 4) * x0
+        let y1_0: S = (Float(1) / 6) * x0
+        let y1_1: S = (Float(1) / 6) * x1
+        let y1_a1: S = y1_0 + y1_1
+        let y1_2: S = (Float(1) / 6) * x2
+        let y1_a2: S = y1_a1 + y1_2
+        let y2_0: S = (Float(1) / 6) * x0
+        let y2_1: S = (Float(1) / 6) * x2
+        let y2_a1: S = y2_0 + y2_1
+        let y2_2: S = (Float(1) / 6) * x1
+        let y2_a2: S = y2_a1 - y2_2
+        let y3_0: S = (Float(1) / 24) * x0
+        let y3_1: S = (Float(1) / 12) * x1
+        let y3_a1: S = y3_0 + y3_1
+        let y3_2: S = (Float(1) / 6) * x2
+        let y3_a2: S = y3_a1 + y3_2
+        let y4_0: S = (Float(1) / 24) * x0
+        let y4_1: S = (Float(1) / 6) * x2
+        let y4_a1: S = y4_0 + y4_1
+        let y4_2: S = (Float(1) / 12) * x1
+        let y4_a2: S = y4_a1 - y4_2
+        return (y0_0, y1_a2, y2_a2, y3_a2, y4_a2, x2)
+    }
+
+    /// V = B^T d B for eight tiles. Input row i of the tiles starts at
+    /// `rows[i]`, split into m phases of `run` floats: column j is at
+    /// phase j % m, offset j / m. Position xi = i * alpha + j goes to
+    /// `v + xi * vStride` (eight floats).
+    @inline(__always)
+    static func input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = rows[0]
+        let p1 = rows[1]
+        let p2 = rows[2]
+        let p3 = rows[3]
+        let p4 = rows[4]
+        let p5 = rows[5]
+        let p0_1 = p0 + 1 * run
+        let p0_2 = p0 + 2 * run
+        let p0_3 = p0 + 3 * run
+        let p1_1 = p1 + 1 * run
+        let p1_2 = p1 + 2 * run
+        let p1_3 = p1 + 3 * run
+        let p2_1 = p2 + 1 * run
+        let p2_2 = p2 + 2 * run
+        let p2_3 = p2 + 3 * run
+        let p3_1 = p3 + 1 * run
+        let p3_2 = p3 + 2 * run
+        let p3_3 = p3 + 3 * run
+        let p4_1 = p4 + 1 * run
+        let p4_2 = p4 + 2 * run
+        let p4_3 = p4 + 3 * run
+        let p5_1 = p5 + 1 * run
+        let p5_2 = p5 + 2 * run
+        let p5_3 = p5 + 3 * run
+        let c0 = bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4), winogradLoad(p5))
+        let c1 = bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1), winogradLoad(p5_1))
+        let c2 = bt(winogradLoad(p0_2), winogradLoad(p1_2), winogradLoad(p2_2), winogradLoad(p3_2), winogradLoad(p4_2), winogradLoad(p5_2))
+        let c3 = bt(winogradLoad(p0_3), winogradLoad(p1_3), winogradLoad(p2_3), winogradLoad(p3_3), winogradLoad(p4_3), winogradLoad(p5_3))
+        let c4 = bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1), winogradLoad(p5 + 1))
+        let c5 = bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1), winogradLoad(p4_1 + 1), winogradLoad(p5_1 + 1))
+        let r0 = bt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
+        winogradStore(r0.4, v + 4 * vStride)
+        winogradStore(r0.5, v + 5 * vStride)
+        let r1 = bt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
+        winogradStore(r1.0, v + 6 * vStride)
+        winogradStore(r1.1, v + 7 * vStride)
+        winogradStore(r1.2, v + 8 * vStride)
+        winogradStore(r1.3, v + 9 * vStride)
+        winogradStore(r1.4, v + 10 * vStride)
+        winogradStore(r1.5, v + 11 * vStride)
+        let r2 = bt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)
+        winogradStore(r2.0, v + 12 * vStride)
+        winogradStore(r2.1, v + 13 * vStride)
+        winogradStore(r2.2, v + 14 * vStride)
+        winogradStore(r2.3, v + 15 * vStride)
+        winogradStore(r2.4, v + 16 * vStride)
+        winogradStore(r2.5, v + 17 * vStride)
+        let r3 = bt(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)
+        winogradStore(r3.0, v + 18 * vStride)
+        winogradStore(r3.1, v + 19 * vStride)
+        winogradStore(r3.2, v + 20 * vStride)
+        winogradStore(r3.3, v + 21 * vStride)
+        winogradStore(r3.4, v + 22 * vStride)
+        winogradStore(r3.5, v + 23 * vStride)
+        let r4 = bt(c0.4, c1.4, c2.4, c3.4, c4.4, c5.4)
+        winogradStore(r4.0, v + 24 * vStride)
+        winogradStore(r4.1, v + 25 * vStride)
+        winogradStore(r4.2, v + 26 * vStride)
+        winogradStore(r4.3, v + 27 * vStride)
+        winogradStore(r4.4, v + 28 * vStride)
+        winogradStore(r4.5, v + 29 * vStride)
+        let r5 = bt(c0.5, c1.5, c2.5, c3.5, c4.5, c5.5)
+        winogradStore(r5.0, v + 30 * vStride)
+        winogradStore(r5.1, v + 31 * vStride)
+        winogradStore(r5.2, v + 32 * vStride)
+        winogradStore(r5.3, v + 33 * vStride)
+        winogradStore(r5.4, v + 34 * vStride)
+        winogradStore(r5.5, v + 35 * vStride)
+    }
+
+    /// Y = A^T M A + bias for eight tiles: position xi is read at
+    /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`.
+    @inline(__always)
+    static func output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>) {
+        let c0 = at(winogradLoad(mm + 0 * mStride), winogradLoad(mm + 6 * mStride), winogradLoad(mm + 12 * mStride), winogradLoad(mm + 18 * mStride), winogradLoad(mm + 24 * mStride), winogradLoad(mm + 30 * mStride))
+        let c1 = at(winogradLoad(mm + 1 * mStride), winogradLoad(mm + 7 * mStride), winogradLoad(mm + 13 * mStride), winogradLoad(mm + 19 * mStride), winogradLoad(mm + 25 * mStride), winogradLoad(mm + 31 * mStride))
+        let c2 = at(winogradLoad(mm + 2 * mStride), winogradLoad(mm + 8 * mStride), winogradLoad(mm + 14 * mStride), winogradLoad(mm + 20 * mStride), winogradLoad(mm + 26 * mStride), winogradLoad(mm + 32 * mStride))
+        let c3 = at(winogradLoad(mm + 3 * mStride), winogradLoad(mm + 9 * mStride), winogradLoad(mm + 15 * mStride), winogradLoad(mm + 21 * mStride), winogradLoad(mm + 27 * mStride), winogradLoad(mm + 33 * mStride))
+        let c4 = at(winogradLoad(mm + 4 * mStride), winogradLoad(mm + 10 * mStride), winogradLoad(mm + 16 * mStride), winogradLoad(mm + 22 * mStride), winogradLoad(mm + 28 * mStride), winogradLoad(mm + 34 * mStride))
+        let c5 = at(winogradLoad(mm + 5 * mStride), winogradLoad(mm + 11 * mStride), winogradLoad(mm + 17 * mStride), winogradLoad(mm + 23 * mStride), winogradLoad(mm + 29 * mStride), winogradLoad(mm + 35 * mStride))
+        let r0 = at(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)
+        winogradStore(r0.0 + bias, y + 0)
+        winogradStore(r0.1 + bias, y + 8)
+        winogradStore(r0.2 + bias, y + 16)
+        winogradStore(r0.3 + bias, y + 24)
+        let r1 = at(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
+        winogradStore(r1.0 + bias, y + 32)
+        winogradStore(r1.1 + bias, y + 40)
+        winogradStore(r1.2 + bias, y + 48)
+        winogradStore(r1.3 + bias, y + 56)
+        let r2 = at(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)
+        winogradStore(r2.0 + bias, y + 64)
+        winogradStore(r2.1 + bias, y + 72)
+        winogradStore(r2.2 + bias, y + 80)
+        winogradStore(r2.3 + bias, y + 88)
+        let r3 = at(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)
+        winogradStore(r3.0 + bias, y + 96)
+        winogradStore(r3.1 + bias, y + 104)
+        winogradStore(r3.2 + bias, y + 112)
+        winogradStore(r3.3 + bias, y + 120)
+    }
+
+    /// U = G g G^T for eight filters: tap (i, j) is read at
+    /// `g + 8 * (i * taps + j)`; position xi goes to `u + xi * uStride`.
+    @inline(__always)
+    static func filter(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, uStride: Int) {
+        let c0 = gg(winogradLoad(g + 0), winogradLoad(g + 24), winogradLoad(g + 48))
+        let c1 = gg(winogradLoad(g + 8), winogradLoad(g + 32), winogradLoad(g + 56))
+        let c2 = gg(winogradLoad(g + 16), winogradLoad(g + 40), winogradLoad(g + 64))
+        let r0 = gg(c0.0, c1.0, c2.0)
+        winogradStore(r0.0, u + 0 * uStride)
+        winogradStore(r0.1, u + 1 * uStride)
+        winogradStore(r0.2, u + 2 * uStride)
+        winogradStore(r0.3, u + 3 * uStride)
+        winogradStore(r0.4, u + 4 * uStride)
+        winogradStore(r0.5, u + 5 * uStride)
+        let r1 = gg(c0.1, c1.1, c2.1)
+        winogradStore(r1.0, u + 6 * uStride)
+        winogradStore(r1.1, u + 7 * uStride)
+        winogradStore(r1.2, u + 8 * uStride)
+        winogradStore(r1.3, u + 9 * uStride)
+        winogradStore(r1.4, u + 10 * uStride)
+        winogradStore(r1.5, u + 11 * uStride)
+        let r2 = gg(c0.2, c1.2, c2.2)
+        winogradStore(r2.0, u + 12 * uStride)
+        winogradStore(r2.1, u + 13 * uStride)
+        winogradStore(r2.2, u + 14 * uStride)
+        winogradStore(r2.3, u + 15 * uStride)
+        winogradStore(r2.4, u + 16 * uStride)
+        winogradStore(r2.5, u + 17 * uStride)
+        let r3 = gg(c0.3, c1.3, c2.3)
+        winogradStore(r3.0, u + 18 * uStride)
+        winogradStore(r3.1, u + 19 * uStride)
+        winogradStore(r3.2, u + 20 * uStride)
+        winogradStore(r3.3, u + 21 * uStride)
+        winogradStore(r3.4, u + 22 * uStride)
+        winogradStore(r3.5, u + 23 * uStride)
+        let r4 = gg(c0.4, c1.4, c2.4)
+        winogradStore(r4.0, u + 24 * uStride)
+        winogradStore(r4.1, u + 25 * uStride)
+        winogradStore(r4.2, u + 26 * uStride)
+        winogradStore(r4.3, u + 27 * uStride)
+        winogradStore(r4.4, u + 28 * uStride)
+        winogradStore(r4.5, u + 29 * uStride)
+        let r5 = gg(c0.5, c1.5, c2.5)
+        winogradStore(r5.0, u + 30 * uStride)
+        winogradStore(r5.1, u + 31 * uStride)
+        winogradStore(r5.2, u + 32 * uStride)
+        winogradStore(r5.3, u + 33 * uStride)
+        winogradStore(r5.4, u + 34 * uStride)
+        winogradStore(r5.5, u + 35 * uStride)
     }
 }
 
@@ -172,84 +450,295 @@ enum WinogradF3x2: WinogradTile {
         return (x0, y1_a1, y2_a1, x1)
     }
 
-    /// V = B^T d B; `d(i, j)` is input row i, column j of the tiles,
-    /// `v(xi, value)` receives position xi = i * alpha + j.
+    /// V = B^T d B for eight tiles. Input row i of the tiles starts at
+    /// `rows[i]`, split into m phases of `run` floats: column j is at
+    /// phase j % m, offset j / m. Position xi = i * alpha + j goes to
+    /// `v + xi * vStride` (eight floats).
     @inline(__always)
-    static func input(_ d: (Int, Int) -> S, _ v: (Int, S) -> Void) {
-        let c0 = bt(d(0, 0), d(1, 0), d(2, 0), d(3, 0))
-        let c1 = bt(d(0, 1), d(1, 1), d(2, 1), d(3, 1))
-        let c2 = bt(d(0, 2), d(1, 2), d(2, 2), d(3, 2))
-        let c3 = bt(d(0, 3), d(1, 3), d(2, 3), d(3, 3))
+    static func input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = rows[0]
+        let p1 = rows[1]
+        let p2 = rows[2]
+        let p3 = rows[3]
+        let p0_1 = p0 + 1 * run
+        let p0_2 = p0 + 2 * run
+        let p1_1 = p1 + 1 * run
+        let p1_2 = p1 + 2 * run
+        let p2_1 = p2 + 1 * run
+        let p2_2 = p2 + 2 * run
+        let p3_1 = p3 + 1 * run
+        let p3_2 = p3 + 2 * run
+        let c0 = bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3))
+        let c1 = bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1))
+        let c2 = bt(winogradLoad(p0_2), winogradLoad(p1_2), winogradLoad(p2_2), winogradLoad(p3_2))
+        let c3 = bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1))
         let r0 = bt(c0.0, c1.0, c2.0, c3.0)
-        v(0, r0.0)
-        v(1, r0.1)
-        v(2, r0.2)
-        v(3, r0.3)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
         let r1 = bt(c0.1, c1.1, c2.1, c3.1)
-        v(4, r1.0)
-        v(5, r1.1)
-        v(6, r1.2)
-        v(7, r1.3)
+        winogradStore(r1.0, v + 4 * vStride)
+        winogradStore(r1.1, v + 5 * vStride)
+        winogradStore(r1.2, v + 6 * vStride)
+        winogradStore(r1.3, v + 7 * vStride)
         let r2 = bt(c0.2, c1.2, c2.2, c3.2)
-        v(8, r2.0)
-        v(9, r2.1)
-        v(10, r2.2)
-        v(11, r2.3)
+        winogradStore(r2.0, v + 8 * vStride)
+        winogradStore(r2.1, v + 9 * vStride)
+        winogradStore(r2.2, v + 10 * vStride)
+        winogradStore(r2.3, v + 11 * vStride)
         let r3 = bt(c0.3, c1.3, c2.3, c3.3)
-        v(12, r3.0)
-        v(13, r3.1)
-        v(14, r3.2)
-        v(15, r3.3)
+        winogradStore(r3.0, v + 12 * vStride)
+        winogradStore(r3.1, v + 13 * vStride)
+        winogradStore(r3.2, v + 14 * vStride)
+        winogradStore(r3.3, v + 15 * vStride)
     }
 
-    /// Y = A^T M A + bias; `mv(xi)` is the product at position xi,
-    /// `y(i, j, value)` receives output row i, column j of the tiles.
+    /// Y = A^T M A + bias for eight tiles: position xi is read at
+    /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`.
     @inline(__always)
-    static func output(_ mv: (Int) -> S, bias: S, _ y: (Int, Int, S) -> Void) {
-        let c0 = at(mv(0), mv(4), mv(8), mv(12))
-        let c1 = at(mv(1), mv(5), mv(9), mv(13))
-        let c2 = at(mv(2), mv(6), mv(10), mv(14))
-        let c3 = at(mv(3), mv(7), mv(11), mv(15))
+    static func output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>) {
+        let c0 = at(winogradLoad(mm + 0 * mStride), winogradLoad(mm + 4 * mStride), winogradLoad(mm + 8 * mStride), winogradLoad(mm + 12 * mStride))
+        let c1 = at(winogradLoad(mm + 1 * mStride), winogradLoad(mm + 5 * mStride), winogradLoad(mm + 9 * mStride), winogradLoad(mm + 13 * mStride))
+        let c2 = at(winogradLoad(mm + 2 * mStride), winogradLoad(mm + 6 * mStride), winogradLoad(mm + 10 * mStride), winogradLoad(mm + 14 * mStride))
+        let c3 = at(winogradLoad(mm + 3 * mStride), winogradLoad(mm + 7 * mStride), winogradLoad(mm + 11 * mStride), winogradLoad(mm + 15 * mStride))
         let r0 = at(c0.0, c1.0, c2.0, c3.0)
-        y(0, 0, r0.0 + bias)
-        y(0, 1, r0.1 + bias)
-        y(0, 2, r0.2 + bias)
+        winogradStore(r0.0 + bias, y + 0)
+        winogradStore(r0.1 + bias, y + 8)
+        winogradStore(r0.2 + bias, y + 16)
         let r1 = at(c0.1, c1.1, c2.1, c3.1)
-        y(1, 0, r1.0 + bias)
-        y(1, 1, r1.1 + bias)
-        y(1, 2, r1.2 + bias)
+        winogradStore(r1.0 + bias, y + 24)
+        winogradStore(r1.1 + bias, y + 32)
+        winogradStore(r1.2 + bias, y + 40)
         let r2 = at(c0.2, c1.2, c2.2, c3.2)
-        y(2, 0, r2.0 + bias)
-        y(2, 1, r2.1 + bias)
-        y(2, 2, r2.2 + bias)
+        winogradStore(r2.0 + bias, y + 48)
+        winogradStore(r2.1 + bias, y + 56)
+        winogradStore(r2.2 + bias, y + 64)
     }
 
-    /// U = G g G^T; `g(i, j)` is tap (i, j) of the filters, `u(xi, value)`
-    /// receives position xi.
+    /// U = G g G^T for eight filters: tap (i, j) is read at
+    /// `g + 8 * (i * taps + j)`; position xi goes to `u + xi * uStride`.
     @inline(__always)
-    static func filter(_ g: (Int, Int) -> S, _ u: (Int, S) -> Void) {
-        let c0 = gg(g(0, 0), g(1, 0))
-        let c1 = gg(g(0, 1), g(1, 1))
+    static func filter(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, uStride: Int) {
+        let c0 = gg(winogradLoad(g + 0), winogradLoad(g + 16))
+        let c1 = gg(winogradLoad(g + 8), winogradLoad(g + 24))
         let r0 = gg(c0.0, c1.0)
-        u(0, r0.0)
-        u(1, r0.1)
-        u(2, r0.2)
-        u(3, r0.3)
+        winogradStore(r0.0, u + 0 * uStride)
+        winogradStore(r0.1, u + 1 * uStride)
+        winogradStore(r0.2, u + 2 * uStride)
+        winogradStore(r0.3, u + 3 * uStride)
         let r1 = gg(c0.1, c1.1)
-        u(4, r1.0)
-        u(5, r1.1)
-        u(6, r1.2)
-        u(7, r1.3)
+        winogradStore(r1.0, u + 4 * uStride)
+        winogradStore(r1.1, u + 5 * uStride)
+        winogradStore(r1.2, u + 6 * uStride)
+        winogradStore(r1.3, u + 7 * uStride)
         let r2 = gg(c0.2, c1.2)
-        u(8, r2.0)
-        u(9, r2.1)
-        u(10, r2.2)
-        u(11, r2.3)
+        winogradStore(r2.0, u + 8 * uStride)
+        winogradStore(r2.1, u + 9 * uStride)
+        winogradStore(r2.2, u + 10 * uStride)
+        winogradStore(r2.3, u + 11 * uStride)
         let r3 = gg(c0.3, c1.3)
-        u(12, r3.0)
-        u(13, r3.1)
-        u(14, r3.2)
-        u(15, r3.3)
+        winogradStore(r3.0, u + 12 * uStride)
+        winogradStore(r3.1, u + 13 * uStride)
+        winogradStore(r3.2, u + 14 * uStride)
+        winogradStore(r3.3, u + 15 * uStride)
+    }
+}
+
+/// F(4, 2): 4x4 outputs from 5x5 inputs and 2x2 taps.
+enum WinogradF4x2: WinogradTile {
+    static var m: Int { 4 }
+    static var taps: Int { 2 }
+
+    /// B^T x: one column or row of an input tile.
+    @inline(__always)
+    static func bt(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S) -> (S, S, S, S, S) {
+        let y0_0: S = (2 as Float) * x0
+        let y0_a1: S = y0_0 + x3
+        let y0_a2: S = y0_a1 - x1
+        let y0_3: S = (2 as Float) * x2
+        let y0_a3: S = y0_a2 - y0_3
+        let y1_0: S = (2 as Float) * x1
+        let y1_a1: S = y1_0 + x2
+        let y1_a2: S = y1_a1 - x3
+        let y2_0: S = (3 as Float) * x2
+        let y2_1: S = (2 as Float) * x1
+        let y2_a1: S = y2_0 - y2_1
+        let y2_a2: S = y2_a1 - x3
+        let y3_a1: S = x3 - x1
+        let y4_0: S = (2 as Float) * x1
+        let y4_a1: S = y4_0 + x4
+        let y4_a2: S = y4_a1 - x2
+        let y4_3: S = (2 as Float) * x3
+        let y4_a3: S = y4_a2 - y4_3
+        return (y0_a3, y1_a2, y2_a2, y3_a1, y4_a3)
+    }
+
+    /// A^T x: one column or row of a product tile.
+    @inline(__always)
+    static func at(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S) -> (S, S, S, S) {
+        let y0_a1: S = x0 + x1
+        let y0_a2: S = y0_a1 + x2
+        let y0_a3: S = y0_a2 + x3
+        let y1_1: S = (2 as Float) * x3
+        let y1_a1: S = x1 + y1_1
+        let y1_a2: S = y1_a1 - x2
+        let y2_a1: S = x1 + x2
+        let y2_2: S = (4 as Float) * x3
+        let y2_a2: S = y2_a1 + y2_2
+        let y3_1: S = (8 as Float) * x3
+        let y3_a1: S = x1 + y3_1
+        let y3_a2: S = y3_a1 + x4
+        let y3_a3: S = y3_a2 - x2
+        return (y0_a3, y1_a2, y2_a2, y3_a3)
+    }
+
+    /// G x: one column or row of a filter.
+    @inline(__always)
+    static func gg(_ x0: S, _ x1: S) -> (S, S, S, S, S) {
+        let y0_0: S = (Float(1) / 2) * x0
+        let y1_0: S = (Float(1) / 2) * x0
+        let y1_1: S = (Float(1) / 2) * x1
+        let y1_a1: S = y1_0 + y1_1
+        let y2_0: S = (Float(1) / 6) * x0
+        let y2_1: S = (Float(1) / 6) * x1
+        let y2_a1: S = y2_0 - y2_1
+        let y3_0: S = (Float(1) / 6) * x0
+        let y3_1: S = (Float(1) / 3) * x1
+        let y3_a1: S = y3_0 + y3_1
+        return (y0_0, y1_a1, y2_a1, y3_a1, x1)
+    }
+
+    /// V = B^T d B for eight tiles. Input row i of the tiles starts at
+    /// `rows[i]`, split into m phases of `run` floats: column j is at
+    /// phase j % m, offset j / m. Position xi = i * alpha + j goes to
+    /// `v + xi * vStride` (eight floats).
+    @inline(__always)
+    static func input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = rows[0]
+        let p1 = rows[1]
+        let p2 = rows[2]
+        let p3 = rows[3]
+        let p4 = rows[4]
+        let p0_1 = p0 + 1 * run
+        let p0_2 = p0 + 2 * run
+        let p0_3 = p0 + 3 * run
+        let p1_1 = p1 + 1 * run
+        let p1_2 = p1 + 2 * run
+        let p1_3 = p1 + 3 * run
+        let p2_1 = p2 + 1 * run
+        let p2_2 = p2 + 2 * run
+        let p2_3 = p2 + 3 * run
+        let p3_1 = p3 + 1 * run
+        let p3_2 = p3 + 2 * run
+        let p3_3 = p3 + 3 * run
+        let p4_1 = p4 + 1 * run
+        let p4_2 = p4 + 2 * run
+        let p4_3 = p4 + 3 * run
+        let c0 = bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4))
+        let c1 = bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1))
+        let c2 = bt(winogradLoad(p0_2), winogradLoad(p1_2), winogradLoad(p2_2), winogradLoad(p3_2), winogradLoad(p4_2))
+        let c3 = bt(winogradLoad(p0_3), winogradLoad(p1_3), winogradLoad(p2_3), winogradLoad(p3_3), winogradLoad(p4_3))
+        let c4 = bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1))
+        let r0 = bt(c0.0, c1.0, c2.0, c3.0, c4.0)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
+        winogradStore(r0.4, v + 4 * vStride)
+        let r1 = bt(c0.1, c1.1, c2.1, c3.1, c4.1)
+        winogradStore(r1.0, v + 5 * vStride)
+        winogradStore(r1.1, v + 6 * vStride)
+        winogradStore(r1.2, v + 7 * vStride)
+        winogradStore(r1.3, v + 8 * vStride)
+        winogradStore(r1.4, v + 9 * vStride)
+        let r2 = bt(c0.2, c1.2, c2.2, c3.2, c4.2)
+        winogradStore(r2.0, v + 10 * vStride)
+        winogradStore(r2.1, v + 11 * vStride)
+        winogradStore(r2.2, v + 12 * vStride)
+        winogradStore(r2.3, v + 13 * vStride)
+        winogradStore(r2.4, v + 14 * vStride)
+        let r3 = bt(c0.3, c1.3, c2.3, c3.3, c4.3)
+        winogradStore(r3.0, v + 15 * vStride)
+        winogradStore(r3.1, v + 16 * vStride)
+        winogradStore(r3.2, v + 17 * vStride)
+        winogradStore(r3.3, v + 18 * vStride)
+        winogradStore(r3.4, v + 19 * vStride)
+        let r4 = bt(c0.4, c1.4, c2.4, c3.4, c4.4)
+        winogradStore(r4.0, v + 20 * vStride)
+        winogradStore(r4.1, v + 21 * vStride)
+        winogradStore(r4.2, v + 22 * vStride)
+        winogradStore(r4.3, v + 23 * vStride)
+        winogradStore(r4.4, v + 24 * vStride)
+    }
+
+    /// Y = A^T M A + bias for eight tiles: position xi is read at
+    /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`.
+    @inline(__always)
+    static func output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>) {
+        let c0 = at(winogradLoad(mm + 0 * mStride), winogradLoad(mm + 5 * mStride), winogradLoad(mm + 10 * mStride), winogradLoad(mm + 15 * mStride), winogradLoad(mm + 20 * mStride))
+        let c1 = at(winogradLoad(mm + 1 * mStride), winogradLoad(mm + 6 * mStride), winogradLoad(mm + 11 * mStride), winogradLoad(mm + 16 * mStride), winogradLoad(mm + 21 * mStride))
+        let c2 = at(winogradLoad(mm + 2 * mStride), winogradLoad(mm + 7 * mStride), winogradLoad(mm + 12 * mStride), winogradLoad(mm + 17 * mStride), winogradLoad(mm + 22 * mStride))
+        let c3 = at(winogradLoad(mm + 3 * mStride), winogradLoad(mm + 8 * mStride), winogradLoad(mm + 13 * mStride), winogradLoad(mm + 18 * mStride), winogradLoad(mm + 23 * mStride))
+        let c4 = at(winogradLoad(mm + 4 * mStride), winogradLoad(mm + 9 * mStride), winogradLoad(mm + 14 * mStride), winogradLoad(mm + 19 * mStride), winogradLoad(mm + 24 * mStride))
+        let r0 = at(c0.0, c1.0, c2.0, c3.0, c4.0)
+        winogradStore(r0.0 + bias, y + 0)
+        winogradStore(r0.1 + bias, y + 8)
+        winogradStore(r0.2 + bias, y + 16)
+        winogradStore(r0.3 + bias, y + 24)
+        let r1 = at(c0.1, c1.1, c2.1, c3.1, c4.1)
+        winogradStore(r1.0 + bias, y + 32)
+        winogradStore(r1.1 + bias, y + 40)
+        winogradStore(r1.2 + bias, y + 48)
+        winogradStore(r1.3 + bias, y + 56)
+        let r2 = at(c0.2, c1.2, c2.2, c3.2, c4.2)
+        winogradStore(r2.0 + bias, y + 64)
+        winogradStore(r2.1 + bias, y + 72)
+        winogradStore(r2.2 + bias, y + 80)
+        winogradStore(r2.3 + bias, y + 88)
+        let r3 = at(c0.3, c1.3, c2.3, c3.3, c4.3)
+        winogradStore(r3.0 + bias, y + 96)
+        winogradStore(r3.1 + bias, y + 104)
+        winogradStore(r3.2 + bias, y + 112)
+        winogradStore(r3.3 + bias, y + 120)
+    }
+
+    /// U = G g G^T for eight filters: tap (i, j) is read at
+    /// `g + 8 * (i * taps + j)`; position xi goes to `u + xi * uStride`.
+    @inline(__always)
+    static func filter(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, uStride: Int) {
+        let c0 = gg(winogradLoad(g + 0), winogradLoad(g + 16))
+        let c1 = gg(winogradLoad(g + 8), winogradLoad(g + 24))
+        let r0 = gg(c0.0, c1.0)
+        winogradStore(r0.0, u + 0 * uStride)
+        winogradStore(r0.1, u + 1 * uStride)
+        winogradStore(r0.2, u + 2 * uStride)
+        winogradStore(r0.3, u + 3 * uStride)
+        winogradStore(r0.4, u + 4 * uStride)
+        let r1 = gg(c0.1, c1.1)
+        winogradStore(r1.0, u + 5 * uStride)
+        winogradStore(r1.1, u + 6 * uStride)
+        winogradStore(r1.2, u + 7 * uStride)
+        winogradStore(r1.3, u + 8 * uStride)
+        winogradStore(r1.4, u + 9 * uStride)
+        let r2 = gg(c0.2, c1.2)
+        winogradStore(r2.0, u + 10 * uStride)
+        winogradStore(r2.1, u + 11 * uStride)
+        winogradStore(r2.2, u + 12 * uStride)
+        winogradStore(r2.3, u + 13 * uStride)
+        winogradStore(r2.4, u + 14 * uStride)
+        let r3 = gg(c0.3, c1.3)
+        winogradStore(r3.0, u + 15 * uStride)
+        winogradStore(r3.1, u + 16 * uStride)
+        winogradStore(r3.2, u + 17 * uStride)
+        winogradStore(r3.3, u + 18 * uStride)
+        winogradStore(r3.4, u + 19 * uStride)
+        let r4 = gg(c0.4, c1.4)
+        winogradStore(r4.0, u + 20 * uStride)
+        winogradStore(r4.1, u + 21 * uStride)
+        winogradStore(r4.2, u + 22 * uStride)
+        winogradStore(r4.3, u + 23 * uStride)
+        winogradStore(r4.4, u + 24 * uStride)
     }
 }
 
@@ -323,102 +812,114 @@ enum WinogradF2x4: WinogradTile {
         return (y0_0, y1_a3, y2_a3, y3_a3, x3)
     }
 
-    /// V = B^T d B; `d(i, j)` is input row i, column j of the tiles,
-    /// `v(xi, value)` receives position xi = i * alpha + j.
+    /// V = B^T d B for eight tiles. Input row i of the tiles starts at
+    /// `rows[i]`, split into m phases of `run` floats: column j is at
+    /// phase j % m, offset j / m. Position xi = i * alpha + j goes to
+    /// `v + xi * vStride` (eight floats).
     @inline(__always)
-    static func input(_ d: (Int, Int) -> S, _ v: (Int, S) -> Void) {
-        let c0 = bt(d(0, 0), d(1, 0), d(2, 0), d(3, 0), d(4, 0))
-        let c1 = bt(d(0, 1), d(1, 1), d(2, 1), d(3, 1), d(4, 1))
-        let c2 = bt(d(0, 2), d(1, 2), d(2, 2), d(3, 2), d(4, 2))
-        let c3 = bt(d(0, 3), d(1, 3), d(2, 3), d(3, 3), d(4, 3))
-        let c4 = bt(d(0, 4), d(1, 4), d(2, 4), d(3, 4), d(4, 4))
+    static func input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = rows[0]
+        let p1 = rows[1]
+        let p2 = rows[2]
+        let p3 = rows[3]
+        let p4 = rows[4]
+        let p0_1 = p0 + 1 * run
+        let p1_1 = p1 + 1 * run
+        let p2_1 = p2 + 1 * run
+        let p3_1 = p3 + 1 * run
+        let p4_1 = p4 + 1 * run
+        let c0 = bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4))
+        let c1 = bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1))
+        let c2 = bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1))
+        let c3 = bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1), winogradLoad(p4_1 + 1))
+        let c4 = bt(winogradLoad(p0 + 2), winogradLoad(p1 + 2), winogradLoad(p2 + 2), winogradLoad(p3 + 2), winogradLoad(p4 + 2))
         let r0 = bt(c0.0, c1.0, c2.0, c3.0, c4.0)
-        v(0, r0.0)
-        v(1, r0.1)
-        v(2, r0.2)
-        v(3, r0.3)
-        v(4, r0.4)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
+        winogradStore(r0.4, v + 4 * vStride)
         let r1 = bt(c0.1, c1.1, c2.1, c3.1, c4.1)
-        v(5, r1.0)
-        v(6, r1.1)
-        v(7, r1.2)
-        v(8, r1.3)
-        v(9, r1.4)
+        winogradStore(r1.0, v + 5 * vStride)
+        winogradStore(r1.1, v + 6 * vStride)
+        winogradStore(r1.2, v + 7 * vStride)
+        winogradStore(r1.3, v + 8 * vStride)
+        winogradStore(r1.4, v + 9 * vStride)
         let r2 = bt(c0.2, c1.2, c2.2, c3.2, c4.2)
-        v(10, r2.0)
-        v(11, r2.1)
-        v(12, r2.2)
-        v(13, r2.3)
-        v(14, r2.4)
+        winogradStore(r2.0, v + 10 * vStride)
+        winogradStore(r2.1, v + 11 * vStride)
+        winogradStore(r2.2, v + 12 * vStride)
+        winogradStore(r2.3, v + 13 * vStride)
+        winogradStore(r2.4, v + 14 * vStride)
         let r3 = bt(c0.3, c1.3, c2.3, c3.3, c4.3)
-        v(15, r3.0)
-        v(16, r3.1)
-        v(17, r3.2)
-        v(18, r3.3)
-        v(19, r3.4)
+        winogradStore(r3.0, v + 15 * vStride)
+        winogradStore(r3.1, v + 16 * vStride)
+        winogradStore(r3.2, v + 17 * vStride)
+        winogradStore(r3.3, v + 18 * vStride)
+        winogradStore(r3.4, v + 19 * vStride)
         let r4 = bt(c0.4, c1.4, c2.4, c3.4, c4.4)
-        v(20, r4.0)
-        v(21, r4.1)
-        v(22, r4.2)
-        v(23, r4.3)
-        v(24, r4.4)
+        winogradStore(r4.0, v + 20 * vStride)
+        winogradStore(r4.1, v + 21 * vStride)
+        winogradStore(r4.2, v + 22 * vStride)
+        winogradStore(r4.3, v + 23 * vStride)
+        winogradStore(r4.4, v + 24 * vStride)
     }
 
-    /// Y = A^T M A + bias; `mv(xi)` is the product at position xi,
-    /// `y(i, j, value)` receives output row i, column j of the tiles.
+    /// Y = A^T M A + bias for eight tiles: position xi is read at
+    /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`.
     @inline(__always)
-    static func output(_ mv: (Int) -> S, bias: S, _ y: (Int, Int, S) -> Void) {
-        let c0 = at(mv(0), mv(5), mv(10), mv(15), mv(20))
-        let c1 = at(mv(1), mv(6), mv(11), mv(16), mv(21))
-        let c2 = at(mv(2), mv(7), mv(12), mv(17), mv(22))
-        let c3 = at(mv(3), mv(8), mv(13), mv(18), mv(23))
-        let c4 = at(mv(4), mv(9), mv(14), mv(19), mv(24))
+    static func output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>) {
+        let c0 = at(winogradLoad(mm + 0 * mStride), winogradLoad(mm + 5 * mStride), winogradLoad(mm + 10 * mStride), winogradLoad(mm + 15 * mStride), winogradLoad(mm + 20 * mStride))
+        let c1 = at(winogradLoad(mm + 1 * mStride), winogradLoad(mm + 6 * mStride), winogradLoad(mm + 11 * mStride), winogradLoad(mm + 16 * mStride), winogradLoad(mm + 21 * mStride))
+        let c2 = at(winogradLoad(mm + 2 * mStride), winogradLoad(mm + 7 * mStride), winogradLoad(mm + 12 * mStride), winogradLoad(mm + 17 * mStride), winogradLoad(mm + 22 * mStride))
+        let c3 = at(winogradLoad(mm + 3 * mStride), winogradLoad(mm + 8 * mStride), winogradLoad(mm + 13 * mStride), winogradLoad(mm + 18 * mStride), winogradLoad(mm + 23 * mStride))
+        let c4 = at(winogradLoad(mm + 4 * mStride), winogradLoad(mm + 9 * mStride), winogradLoad(mm + 14 * mStride), winogradLoad(mm + 19 * mStride), winogradLoad(mm + 24 * mStride))
         let r0 = at(c0.0, c1.0, c2.0, c3.0, c4.0)
-        y(0, 0, r0.0 + bias)
-        y(0, 1, r0.1 + bias)
+        winogradStore(r0.0 + bias, y + 0)
+        winogradStore(r0.1 + bias, y + 8)
         let r1 = at(c0.1, c1.1, c2.1, c3.1, c4.1)
-        y(1, 0, r1.0 + bias)
-        y(1, 1, r1.1 + bias)
+        winogradStore(r1.0 + bias, y + 16)
+        winogradStore(r1.1 + bias, y + 24)
     }
 
-    /// U = G g G^T; `g(i, j)` is tap (i, j) of the filters, `u(xi, value)`
-    /// receives position xi.
+    /// U = G g G^T for eight filters: tap (i, j) is read at
+    /// `g + 8 * (i * taps + j)`; position xi goes to `u + xi * uStride`.
     @inline(__always)
-    static func filter(_ g: (Int, Int) -> S, _ u: (Int, S) -> Void) {
-        let c0 = gg(g(0, 0), g(1, 0), g(2, 0), g(3, 0))
-        let c1 = gg(g(0, 1), g(1, 1), g(2, 1), g(3, 1))
-        let c2 = gg(g(0, 2), g(1, 2), g(2, 2), g(3, 2))
-        let c3 = gg(g(0, 3), g(1, 3), g(2, 3), g(3, 3))
+    static func filter(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, uStride: Int) {
+        let c0 = gg(winogradLoad(g + 0), winogradLoad(g + 32), winogradLoad(g + 64), winogradLoad(g + 96))
+        let c1 = gg(winogradLoad(g + 8), winogradLoad(g + 40), winogradLoad(g + 72), winogradLoad(g + 104))
+        let c2 = gg(winogradLoad(g + 16), winogradLoad(g + 48), winogradLoad(g + 80), winogradLoad(g + 112))
+        let c3 = gg(winogradLoad(g + 24), winogradLoad(g + 56), winogradLoad(g + 88), winogradLoad(g + 120))
         let r0 = gg(c0.0, c1.0, c2.0, c3.0)
-        u(0, r0.0)
-        u(1, r0.1)
-        u(2, r0.2)
-        u(3, r0.3)
-        u(4, r0.4)
+        winogradStore(r0.0, u + 0 * uStride)
+        winogradStore(r0.1, u + 1 * uStride)
+        winogradStore(r0.2, u + 2 * uStride)
+        winogradStore(r0.3, u + 3 * uStride)
+        winogradStore(r0.4, u + 4 * uStride)
         let r1 = gg(c0.1, c1.1, c2.1, c3.1)
-        u(5, r1.0)
-        u(6, r1.1)
-        u(7, r1.2)
-        u(8, r1.3)
-        u(9, r1.4)
+        winogradStore(r1.0, u + 5 * uStride)
+        winogradStore(r1.1, u + 6 * uStride)
+        winogradStore(r1.2, u + 7 * uStride)
+        winogradStore(r1.3, u + 8 * uStride)
+        winogradStore(r1.4, u + 9 * uStride)
         let r2 = gg(c0.2, c1.2, c2.2, c3.2)
-        u(10, r2.0)
-        u(11, r2.1)
-        u(12, r2.2)
-        u(13, r2.3)
-        u(14, r2.4)
+        winogradStore(r2.0, u + 10 * uStride)
+        winogradStore(r2.1, u + 11 * uStride)
+        winogradStore(r2.2, u + 12 * uStride)
+        winogradStore(r2.3, u + 13 * uStride)
+        winogradStore(r2.4, u + 14 * uStride)
         let r3 = gg(c0.3, c1.3, c2.3, c3.3)
-        u(15, r3.0)
-        u(16, r3.1)
-        u(17, r3.2)
-        u(18, r3.3)
-        u(19, r3.4)
+        winogradStore(r3.0, u + 15 * uStride)
+        winogradStore(r3.1, u + 16 * uStride)
+        winogradStore(r3.2, u + 17 * uStride)
+        winogradStore(r3.3, u + 18 * uStride)
+        winogradStore(r3.4, u + 19 * uStride)
         let r4 = gg(c0.4, c1.4, c2.4, c3.4)
-        u(20, r4.0)
-        u(21, r4.1)
-        u(22, r4.2)
-        u(23, r4.3)
-        u(24, r4.4)
+        winogradStore(r4.0, u + 20 * uStride)
+        winogradStore(r4.1, u + 21 * uStride)
+        winogradStore(r4.2, u + 22 * uStride)
+        winogradStore(r4.3, u + 23 * uStride)
+        winogradStore(r4.4, u + 24 * uStride)
     }
 }
 
@@ -520,128 +1021,142 @@ enum WinogradF2x5: WinogradTile {
         return (y0_0, y1_a4, y2_a4, y3_a4, y4_a4, x4)
     }
 
-    /// V = B^T d B; `d(i, j)` is input row i, column j of the tiles,
-    /// `v(xi, value)` receives position xi = i * alpha + j.
+    /// V = B^T d B for eight tiles. Input row i of the tiles starts at
+    /// `rows[i]`, split into m phases of `run` floats: column j is at
+    /// phase j % m, offset j / m. Position xi = i * alpha + j goes to
+    /// `v + xi * vStride` (eight floats).
     @inline(__always)
-    static func input(_ d: (Int, Int) -> S, _ v: (Int, S) -> Void) {
-        let c0 = bt(d(0, 0), d(1, 0), d(2, 0), d(3, 0), d(4, 0), d(5, 0))
-        let c1 = bt(d(0, 1), d(1, 1), d(2, 1), d(3, 1), d(4, 1), d(5, 1))
-        let c2 = bt(d(0, 2), d(1, 2), d(2, 2), d(3, 2), d(4, 2), d(5, 2))
-        let c3 = bt(d(0, 3), d(1, 3), d(2, 3), d(3, 3), d(4, 3), d(5, 3))
-        let c4 = bt(d(0, 4), d(1, 4), d(2, 4), d(3, 4), d(4, 4), d(5, 4))
-        let c5 = bt(d(0, 5), d(1, 5), d(2, 5), d(3, 5), d(4, 5), d(5, 5))
+    static func input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = rows[0]
+        let p1 = rows[1]
+        let p2 = rows[2]
+        let p3 = rows[3]
+        let p4 = rows[4]
+        let p5 = rows[5]
+        let p0_1 = p0 + 1 * run
+        let p1_1 = p1 + 1 * run
+        let p2_1 = p2 + 1 * run
+        let p3_1 = p3 + 1 * run
+        let p4_1 = p4 + 1 * run
+        let p5_1 = p5 + 1 * run
+        let c0 = bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4), winogradLoad(p5))
+        let c1 = bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1), winogradLoad(p5_1))
+        let c2 = bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1), winogradLoad(p5 + 1))
+        let c3 = bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1), winogradLoad(p4_1 + 1), winogradLoad(p5_1 + 1))
+        let c4 = bt(winogradLoad(p0 + 2), winogradLoad(p1 + 2), winogradLoad(p2 + 2), winogradLoad(p3 + 2), winogradLoad(p4 + 2), winogradLoad(p5 + 2))
+        let c5 = bt(winogradLoad(p0_1 + 2), winogradLoad(p1_1 + 2), winogradLoad(p2_1 + 2), winogradLoad(p3_1 + 2), winogradLoad(p4_1 + 2), winogradLoad(p5_1 + 2))
         let r0 = bt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)
-        v(0, r0.0)
-        v(1, r0.1)
-        v(2, r0.2)
-        v(3, r0.3)
-        v(4, r0.4)
-        v(5, r0.5)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
+        winogradStore(r0.4, v + 4 * vStride)
+        winogradStore(r0.5, v + 5 * vStride)
         let r1 = bt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
-        v(6, r1.0)
-        v(7, r1.1)
-        v(8, r1.2)
-        v(9, r1.3)
-        v(10, r1.4)
-        v(11, r1.5)
+        winogradStore(r1.0, v + 6 * vStride)
+        winogradStore(r1.1, v + 7 * vStride)
+        winogradStore(r1.2, v + 8 * vStride)
+        winogradStore(r1.3, v + 9 * vStride)
+        winogradStore(r1.4, v + 10 * vStride)
+        winogradStore(r1.5, v + 11 * vStride)
         let r2 = bt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)
-        v(12, r2.0)
-        v(13, r2.1)
-        v(14, r2.2)
-        v(15, r2.3)
-        v(16, r2.4)
-        v(17, r2.5)
+        winogradStore(r2.0, v + 12 * vStride)
+        winogradStore(r2.1, v + 13 * vStride)
+        winogradStore(r2.2, v + 14 * vStride)
+        winogradStore(r2.3, v + 15 * vStride)
+        winogradStore(r2.4, v + 16 * vStride)
+        winogradStore(r2.5, v + 17 * vStride)
         let r3 = bt(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)
-        v(18, r3.0)
-        v(19, r3.1)
-        v(20, r3.2)
-        v(21, r3.3)
-        v(22, r3.4)
-        v(23, r3.5)
+        winogradStore(r3.0, v + 18 * vStride)
+        winogradStore(r3.1, v + 19 * vStride)
+        winogradStore(r3.2, v + 20 * vStride)
+        winogradStore(r3.3, v + 21 * vStride)
+        winogradStore(r3.4, v + 22 * vStride)
+        winogradStore(r3.5, v + 23 * vStride)
         let r4 = bt(c0.4, c1.4, c2.4, c3.4, c4.4, c5.4)
-        v(24, r4.0)
-        v(25, r4.1)
-        v(26, r4.2)
-        v(27, r4.3)
-        v(28, r4.4)
-        v(29, r4.5)
+        winogradStore(r4.0, v + 24 * vStride)
+        winogradStore(r4.1, v + 25 * vStride)
+        winogradStore(r4.2, v + 26 * vStride)
+        winogradStore(r4.3, v + 27 * vStride)
+        winogradStore(r4.4, v + 28 * vStride)
+        winogradStore(r4.5, v + 29 * vStride)
         let r5 = bt(c0.5, c1.5, c2.5, c3.5, c4.5, c5.5)
-        v(30, r5.0)
-        v(31, r5.1)
-        v(32, r5.2)
-        v(33, r5.3)
-        v(34, r5.4)
-        v(35, r5.5)
+        winogradStore(r5.0, v + 30 * vStride)
+        winogradStore(r5.1, v + 31 * vStride)
+        winogradStore(r5.2, v + 32 * vStride)
+        winogradStore(r5.3, v + 33 * vStride)
+        winogradStore(r5.4, v + 34 * vStride)
+        winogradStore(r5.5, v + 35 * vStride)
     }
 
-    /// Y = A^T M A + bias; `mv(xi)` is the product at position xi,
-    /// `y(i, j, value)` receives output row i, column j of the tiles.
+    /// Y = A^T M A + bias for eight tiles: position xi is read at
+    /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`.
     @inline(__always)
-    static func output(_ mv: (Int) -> S, bias: S, _ y: (Int, Int, S) -> Void) {
-        let c0 = at(mv(0), mv(6), mv(12), mv(18), mv(24), mv(30))
-        let c1 = at(mv(1), mv(7), mv(13), mv(19), mv(25), mv(31))
-        let c2 = at(mv(2), mv(8), mv(14), mv(20), mv(26), mv(32))
-        let c3 = at(mv(3), mv(9), mv(15), mv(21), mv(27), mv(33))
-        let c4 = at(mv(4), mv(10), mv(16), mv(22), mv(28), mv(34))
-        let c5 = at(mv(5), mv(11), mv(17), mv(23), mv(29), mv(35))
+    static func output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>) {
+        let c0 = at(winogradLoad(mm + 0 * mStride), winogradLoad(mm + 6 * mStride), winogradLoad(mm + 12 * mStride), winogradLoad(mm + 18 * mStride), winogradLoad(mm + 24 * mStride), winogradLoad(mm + 30 * mStride))
+        let c1 = at(winogradLoad(mm + 1 * mStride), winogradLoad(mm + 7 * mStride), winogradLoad(mm + 13 * mStride), winogradLoad(mm + 19 * mStride), winogradLoad(mm + 25 * mStride), winogradLoad(mm + 31 * mStride))
+        let c2 = at(winogradLoad(mm + 2 * mStride), winogradLoad(mm + 8 * mStride), winogradLoad(mm + 14 * mStride), winogradLoad(mm + 20 * mStride), winogradLoad(mm + 26 * mStride), winogradLoad(mm + 32 * mStride))
+        let c3 = at(winogradLoad(mm + 3 * mStride), winogradLoad(mm + 9 * mStride), winogradLoad(mm + 15 * mStride), winogradLoad(mm + 21 * mStride), winogradLoad(mm + 27 * mStride), winogradLoad(mm + 33 * mStride))
+        let c4 = at(winogradLoad(mm + 4 * mStride), winogradLoad(mm + 10 * mStride), winogradLoad(mm + 16 * mStride), winogradLoad(mm + 22 * mStride), winogradLoad(mm + 28 * mStride), winogradLoad(mm + 34 * mStride))
+        let c5 = at(winogradLoad(mm + 5 * mStride), winogradLoad(mm + 11 * mStride), winogradLoad(mm + 17 * mStride), winogradLoad(mm + 23 * mStride), winogradLoad(mm + 29 * mStride), winogradLoad(mm + 35 * mStride))
         let r0 = at(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)
-        y(0, 0, r0.0 + bias)
-        y(0, 1, r0.1 + bias)
+        winogradStore(r0.0 + bias, y + 0)
+        winogradStore(r0.1 + bias, y + 8)
         let r1 = at(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
-        y(1, 0, r1.0 + bias)
-        y(1, 1, r1.1 + bias)
+        winogradStore(r1.0 + bias, y + 16)
+        winogradStore(r1.1 + bias, y + 24)
     }
 
-    /// U = G g G^T; `g(i, j)` is tap (i, j) of the filters, `u(xi, value)`
-    /// receives position xi.
+    /// U = G g G^T for eight filters: tap (i, j) is read at
+    /// `g + 8 * (i * taps + j)`; position xi goes to `u + xi * uStride`.
     @inline(__always)
-    static func filter(_ g: (Int, Int) -> S, _ u: (Int, S) -> Void) {
-        let c0 = gg(g(0, 0), g(1, 0), g(2, 0), g(3, 0), g(4, 0))
-        let c1 = gg(g(0, 1), g(1, 1), g(2, 1), g(3, 1), g(4, 1))
-        let c2 = gg(g(0, 2), g(1, 2), g(2, 2), g(3, 2), g(4, 2))
-        let c3 = gg(g(0, 3), g(1, 3), g(2, 3), g(3, 3), g(4, 3))
-        let c4 = gg(g(0, 4), g(1, 4), g(2, 4), g(3, 4), g(4, 4))
+    static func filter(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, uStride: Int) {
+        let c0 = gg(winogradLoad(g + 0), winogradLoad(g + 40), winogradLoad(g + 80), winogradLoad(g + 120), winogradLoad(g + 160))
+        let c1 = gg(winogradLoad(g + 8), winogradLoad(g + 48), winogradLoad(g + 88), winogradLoad(g + 128), winogradLoad(g + 168))
+        let c2 = gg(winogradLoad(g + 16), winogradLoad(g + 56), winogradLoad(g + 96), winogradLoad(g + 136), winogradLoad(g + 176))
+        let c3 = gg(winogradLoad(g + 24), winogradLoad(g + 64), winogradLoad(g + 104), winogradLoad(g + 144), winogradLoad(g + 184))
+        let c4 = gg(winogradLoad(g + 32), winogradLoad(g + 72), winogradLoad(g + 112), winogradLoad(g + 152), winogradLoad(g + 192))
         let r0 = gg(c0.0, c1.0, c2.0, c3.0, c4.0)
-        u(0, r0.0)
-        u(1, r0.1)
-        u(2, r0.2)
-        u(3, r0.3)
-        u(4, r0.4)
-        u(5, r0.5)
+        winogradStore(r0.0, u + 0 * uStride)
+        winogradStore(r0.1, u + 1 * uStride)
+        winogradStore(r0.2, u + 2 * uStride)
+        winogradStore(r0.3, u + 3 * uStride)
+        winogradStore(r0.4, u + 4 * uStride)
+        winogradStore(r0.5, u + 5 * uStride)
         let r1 = gg(c0.1, c1.1, c2.1, c3.1, c4.1)
-        u(6, r1.0)
-        u(7, r1.1)
-        u(8, r1.2)
-        u(9, r1.3)
-        u(10, r1.4)
-        u(11, r1.5)
+        winogradStore(r1.0, u + 6 * uStride)
+        winogradStore(r1.1, u + 7 * uStride)
+        winogradStore(r1.2, u + 8 * uStride)
+        winogradStore(r1.3, u + 9 * uStride)
+        winogradStore(r1.4, u + 10 * uStride)
+        winogradStore(r1.5, u + 11 * uStride)
         let r2 = gg(c0.2, c1.2, c2.2, c3.2, c4.2)
-        u(12, r2.0)
-        u(13, r2.1)
-        u(14, r2.2)
-        u(15, r2.3)
-        u(16, r2.4)
-        u(17, r2.5)
+        winogradStore(r2.0, u + 12 * uStride)
+        winogradStore(r2.1, u + 13 * uStride)
+        winogradStore(r2.2, u + 14 * uStride)
+        winogradStore(r2.3, u + 15 * uStride)
+        winogradStore(r2.4, u + 16 * uStride)
+        winogradStore(r2.5, u + 17 * uStride)
         let r3 = gg(c0.3, c1.3, c2.3, c3.3, c4.3)
-        u(18, r3.0)
-        u(19, r3.1)
-        u(20, r3.2)
-        u(21, r3.3)
-        u(22, r3.4)
-        u(23, r3.5)
+        winogradStore(r3.0, u + 18 * uStride)
+        winogradStore(r3.1, u + 19 * uStride)
+        winogradStore(r3.2, u + 20 * uStride)
+        winogradStore(r3.3, u + 21 * uStride)
+        winogradStore(r3.4, u + 22 * uStride)
+        winogradStore(r3.5, u + 23 * uStride)
         let r4 = gg(c0.4, c1.4, c2.4, c3.4, c4.4)
-        u(24, r4.0)
-        u(25, r4.1)
-        u(26, r4.2)
-        u(27, r4.3)
-        u(28, r4.4)
-        u(29, r4.5)
+        winogradStore(r4.0, u + 24 * uStride)
+        winogradStore(r4.1, u + 25 * uStride)
+        winogradStore(r4.2, u + 26 * uStride)
+        winogradStore(r4.3, u + 27 * uStride)
+        winogradStore(r4.4, u + 28 * uStride)
+        winogradStore(r4.5, u + 29 * uStride)
         let r5 = gg(c0.5, c1.5, c2.5, c3.5, c4.5)
-        u(30, r5.0)
-        u(31, r5.1)
-        u(32, r5.2)
-        u(33, r5.3)
-        u(34, r5.4)
-        u(35, r5.5)
+        winogradStore(r5.0, u + 30 * uStride)
+        winogradStore(r5.1, u + 31 * uStride)
+        winogradStore(r5.2, u + 32 * uStride)
+        winogradStore(r5.3, u + 33 * uStride)
+        winogradStore(r5.4, u + 34 * uStride)
+        winogradStore(r5.5, u + 35 * uStride)
     }
 }

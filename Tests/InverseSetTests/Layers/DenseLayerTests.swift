@@ -283,20 +283,19 @@ struct DenseLayerTests {
                             [[1, 3, 6, 7]], seed: 3)
         // 1x1 fast path, grouped.
         try expectGradients("type: \"Convolution\" convolution_param { num_output: 4 kernel_size: 1 group: 2 }", [[2, 4, 3, 3]], seed: 4)
-        // Winograd F(2x2, 3x3) path (3x3, stride 1, >= 16 channels, >= 8x8
-        // outputs). Its transforms round intermediates up to 4x the inputs,
-        // and that float32 rounding of the objective, divided by the 1e-2
-        // step, reaches ~1e-3 of the gradient (the direct path passes this
-        // case at 1e-3; one element here is off by 1.04x the threshold):
-        // threshold 2e-3. The comparison with the double-precision reference
-        // above holds the same path's y and dx to 1e-5.
+        // Winograd paths (>= 16 channels, >= 8x8 outputs): 3x3 (F(4x4, 3x3)
+        // here, F(2x2, 3x3) on 8x8 and smaller), 5x5 (F(2x2, 5x5)) and a
+        // stride-2 4x4 kernel through phases (F(3x3, 2x2)). Their
+        // transforms scale intermediates by up to 25 (alpha 6), and that
+        // float32 rounding of the objective, divided by a 1e-2 step,
+        // exceeds 1e-3 of the gradient. The layer is linear in x and in W,
+        // so central differences carry no truncation error at any step: a
+        // step of 1 divides the rounding noise by 100. (The comparisons
+        // with the double-precision reference above hold y and dx to 1e-5.)
         try expectGradients("type: \"Convolution\" convolution_param { num_output: 16 kernel_size: 3 pad: 1 }", [[1, 16, 8, 9]],
-                            seed: 5, threshold: 2e-3, convolution: .winograd)
-        // F(2x2, 5x5) (alpha 6: its transforms scale by up to 25, so the
-        // objective's rounding is ~10x that of F(2x2, 3x3)) and a stride-2
-        // 4x4 kernel through phases (F(3x3, 2x2)). The layer is linear in x
-        // and in W, so central differences carry no truncation error at
-        // any step: a step of 1 divides the rounding noise by 100.
+                            seed: 5, convolution: .winograd, stepsize: 1)
+        try expectGradients("type: \"Convolution\" convolution_param { num_output: 16 kernel_size: 3 pad: 1 }", [[2, 16, 8, 8]],
+                            seed: 8, convolution: .winograd, stepsize: 1)
         try expectGradients("type: \"Convolution\" convolution_param { num_output: 16 kernel_size: 5 pad: 2 }", [[1, 16, 8, 8]],
                             seed: 6, convolution: .winograd, stepsize: 1)
         try expectGradients("type: \"Convolution\" convolution_param { num_output: 16 kernel_size: 4 stride: 2 pad: 1 }", [[1, 16, 16, 17]],
@@ -342,6 +341,11 @@ struct DenseLayerTests {
             // Rows wide enough for the eight-at-a-time split into column phases.
             ([1, 16, 9, 45], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 1, pw: 1)),
             ([1, 16, 8, 44], ConvCfg(cout: 16, kh: 5, kw: 5, ph: 2, pw: 1, bias: false)),
+            // Outputs large enough for the larger tiles: F(4x4, 3x3) (odd
+            // sizes, groups) and F(4x4, 2x2) per phase (stride 2).
+            ([2, 16, 24, 23], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 1, pw: 1)),
+            ([2, 32, 26, 27], ConvCfg(cout: 32, group: 2, kh: 3, kw: 3, ph: 0, pw: 2, bias: false)),
+            ([3, 16, 48, 47], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
         ]
         try expectMatchesNaive("Convolution", cases, seed: 100, naiveConv)
     }
@@ -383,9 +387,9 @@ struct DenseLayerTests {
         try expectGradients("type: \"Deconvolution\" convolution_param { num_output: 2 kernel_h: 3 kernel_w: 2 stride_h: 1 stride_w: 2 pad_h: 1 pad_w: 0 dilation: 2 }",
                             [[2, 2, 3, 3]], seed: 3)
         try expectGradients("type: \"Deconvolution\" convolution_param { num_output: 2 kernel_size: 1 }", [[2, 3, 2, 3]], seed: 4)
-        // Winograd F(2x2, 3x3) path; threshold as for Convolution's.
+        // Winograd for 3x3 (F(4x4, 3x3)); step 1 as for Convolution's.
         try expectGradients("type: \"Deconvolution\" convolution_param { num_output: 16 kernel_size: 3 pad: 1 }", [[1, 16, 8, 9]],
-                            seed: 5, threshold: 2e-3, convolution: .winograd)
+                            seed: 5, convolution: .winograd, stepsize: 1)
         // The fc6 generator's 4x4 stride 2 pad 1 through output phases
         // (linear in x and W: the step adds no truncation error, see above).
         try expectGradients("type: \"Deconvolution\" convolution_param { num_output: 16 kernel_size: 4 stride: 2 pad: 1 }", [[1, 16, 4, 5]],
@@ -416,6 +420,10 @@ struct DenseLayerTests {
             ([3, 32, 5, 6], ConvCfg(cout: 32, group: 2, kh: 4, kw: 4, sh: 2, sw: 2, ph: 0, pw: 2, bias: false)),
             ([1, 16, 4, 5], ConvCfg(cout: 20, kh: 6, kw: 6, sh: 3, sw: 3, ph: 1, pw: 2)),
             ([2, 16, 9, 8], ConvCfg(cout: 16, kh: 5, kw: 5, ph: 2, pw: 1)),
+            // The larger tiles: F(4x4, 2x2) per output phase (the fc6
+            // generator's deconv1-3 at batch 10) and F(4x4, 3x3).
+            ([4, 16, 24, 23], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
+            ([2, 16, 22, 24], ConvCfg(cout: 20, kh: 3, kw: 3, ph: 1, pw: 1)),
         ]
         try expectMatchesNaive("Deconvolution", cases, seed: 200, naiveDeconv)
     }
