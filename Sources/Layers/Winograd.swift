@@ -58,24 +58,26 @@ func winogradTiles(taps: Int) -> [any WinogradTile.Type] {
 
 /// How one input channel is read: the plane's phase (rows qy, qy + step,
 /// ...; columns likewise) and where the window of virtual output 0 starts in
-/// it. `tap` is the offset of filter tap (0, 0) of this phase in a kh x kw
-/// kernel.
-struct WinogradInView { let qy: Int, qx: Int, startY: Int, startX: Int, tap: Int }
+/// it. (tapY, tapX) is the kernel position of this phase's tap (0, 0).
+struct WinogradInView { let qy: Int, qx: Int, startY: Int, startX: Int, tapY: Int, tapX: Int }
 /// Where virtual output (o_y, o_x) of one output phase goes: real row
 /// step o_y + offY, column step o_x + offX (outside the plane: dropped).
-struct WinogradOutView { let offY: Int, offX: Int, tap: Int }
+struct WinogradOutView { let offY: Int, offX: Int, tapY: Int, tapX: Int }
 
 /// One Winograd layer pass: `images` x `groups` x c input planes (h x w)
 /// read through `inViews`, giving groups x k output planes (outH x outW)
 /// written through `outViews`; the tiles cover the virtual oh x ow output of
-/// each view. Filter taps step by (tapStepY, tapStepX) in the kernel.
+/// each view. Tap (i, j) of a pair of views is kernel position (inView.tapY
+/// + outView.tapY + i tapStep, likewise for x) of the kernelH x kernelW
+/// kernel; positions outside it (a kernel padded to a whole number of
+/// strides) are zero taps.
 struct WinogradPass {
     let tile: any WinogradTile.Type
     let images: Int, groups: Int, c: Int, k: Int
     let h: Int, w: Int, inStep: Int, inViews: [WinogradInView]
     let oh: Int, ow: Int
     let outH: Int, outW: Int, outStep: Int, outViews: [WinogradOutView]
-    let tapStepY: Int, tapStepX: Int
+    let kernelH: Int, kernelW: Int, tapStep: Int
 
     /// GEMM rows per group: input views x c (the K of the GEMMs) and output
     /// views x k (their M).
@@ -84,9 +86,12 @@ struct WinogradPass {
     var tilesH: Int { (oh + tile.m - 1) / tile.m }
     var tilesW: Int { (ow + tile.m - 1) / tile.m }
 
-    /// The pass for a square k x k kernel, stride s (k = s T), no dilation,
-    /// when Winograd applies (at least 16 channels each way per group and an
-    /// output of at least 8 x 8) and, for `.automatic`, pays.
+    /// The pass for a square k x k kernel, stride s, no dilation, when
+    /// Winograd applies (at least 16 GEMM rows each way per group, counting
+    /// phases, and an output of at least 8 x 8) and, for `.automatic`, pays.
+    /// A kernel that is not a whole number of strides is padded with zero
+    /// taps to the next one (CaffeNet's conv1, 11 x 11 stride 4, as 12 x 12:
+    /// 16 phases of 3 x 3).
     ///
     /// `transposed` false: y = the strided correlation of x (Convolution's
     /// forward, Deconvolution's dx), x (c x h x w) -> y (k x outH x outW).
@@ -98,8 +103,10 @@ struct WinogradPass {
         let s = spec.strideH, kk = spec.kernelH, kernelW = spec.kernelW, padH = spec.padH, padW = spec.padW
         let groups = spec.group
         guard algorithm != .direct, kernelW == kk, spec.strideW == s, s >= 1, spec.dilationH == 1, spec.dilationW == 1,
-              kk % s == 0, c >= 16, k >= 16, outH >= 8, outW >= 8, h >= 1, w >= 1 else { return nil }
-        let t = kk / s
+              outH >= 8, outW >= 8, h >= 1, w >= 1 else { return nil }
+        let t = (kk + s - 1) / s
+        let inRows = (transposed ? 1 : s * s) * c, outRows = (transposed ? s * s : 1) * k
+        guard t >= 2, inRows >= 16, outRows >= 16 else { return nil }
         // `.automatic`: the tile with the lowest estimated time; `.winograd`:
         // the one with the fewest multiplies. On a tie the smaller alpha,
         // whose transforms are cheaper.
@@ -119,13 +126,13 @@ struct WinogradPass {
             for qy in 0..<s {
                 for qx in 0..<s {
                     let (uy, ry) = denseFloorDivMod(qy - padH, s), (ux, rx) = denseFloorDivMod(qx - padW, s)
-                    views.append(WinogradInView(qy: ry, qx: rx, startY: uy, startX: ux, tap: qy * kernelW + qx))
+                    views.append(WinogradInView(qy: ry, qx: rx, startY: uy, startX: ux, tapY: qy, tapX: qx))
                 }
             }
             return WinogradPass(tile: tile, images: images, groups: groups, c: c, k: k, h: h, w: w, inStep: s,
                                 inViews: views, oh: outH, ow: outW, outH: outH, outW: outW, outStep: 1,
-                                outViews: [WinogradOutView(offY: 0, offX: 0, tap: 0)],
-                                tapStepY: s * kernelW, tapStepX: s)
+                                outViews: [WinogradOutView(offY: 0, offX: 0, tapY: 0, tapX: 0)],
+                                kernelH: kk, kernelW: kernelW, tapStep: s)
         }
         func transposedPlan(_ tile: any WinogradTile.Type) -> WinogradPass {
             // Output phases: virtual output a (from aLo) of phase q lands at
@@ -136,13 +143,13 @@ struct WinogradPass {
             for qy in 0..<s {
                 for qx in 0..<s {
                     views.append(WinogradOutView(offY: s * aLoY + qy - padH, offX: s * aLoX + qx - padW,
-                                                 tap: (s * (t - 1) + qy) * kernelW + s * (t - 1) + qx))
+                                                 tapY: s * (t - 1) + qy, tapX: s * (t - 1) + qx))
                 }
             }
             return WinogradPass(tile: tile, images: images, groups: groups, c: c, k: k, h: h, w: w, inStep: 1,
-                                inViews: [WinogradInView(qy: 0, qx: 0, startY: aLoY - t + 1, startX: aLoX - t + 1, tap: 0)],
+                                inViews: [WinogradInView(qy: 0, qx: 0, startY: aLoY - t + 1, startX: aLoX - t + 1, tapY: 0, tapX: 0)],
                                 oh: aHiY - aLoY + 1, ow: aHiX - aLoX + 1, outH: outH, outW: outW, outStep: s,
-                                outViews: views, tapStepY: -s * kernelW, tapStepX: -s)
+                                outViews: views, kernelH: kk, kernelW: kernelW, tapStep: -s)
         }
     }
 
@@ -196,9 +203,15 @@ private func winogradFilterTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
                 let fl = f0 + l, row = fl / inRows, inRow = fl - row * inRows
                 let g = row / outRows, outRow = row - g * outRows
                 let ov = outRow / p.k, iv = inRow / p.c
-                let src = filter(g, outRow - ov * p.k, inRow - iv * p.c) + outViews[ov].tap + inViews[iv].tap
+                let src = filter(g, outRow - ov * p.k, inRow - iv * p.c)
+                let y0 = outViews[ov].tapY + inViews[iv].tapY, x0 = outViews[ov].tapX + inViews[iv].tapX
                 for i in 0..<t {
-                    for j in 0..<t { taps[8 * (i * t + j) + l] = src[i * p.tapStepY + j * p.tapStepX] }
+                    let ky = y0 + i * p.tapStep
+                    for j in 0..<t {
+                        let kx = x0 + j * p.tapStep
+                        let inside = ky >= 0 && ky < p.kernelH && kx >= 0 && kx < p.kernelW
+                        taps[8 * (i * t + j) + l] = inside ? src[ky * p.kernelW + kx] : 0
+                    }
                 }
             }
             if lanes == 8 {

@@ -300,6 +300,10 @@ struct DenseLayerTests {
                             seed: 6, convolution: .winograd, stepsize: 1)
         try expectGradients("type: \"Convolution\" convolution_param { num_output: 16 kernel_size: 4 stride: 2 pad: 1 }", [[1, 16, 16, 17]],
                             seed: 7, convolution: .winograd, stepsize: 1)
+        // A kernel padded to a whole number of strides (11x11 stride 4 as 16
+        // phases of 3x3, like CaffeNet's conv1).
+        try expectGradients("type: \"Convolution\" convolution_param { num_output: 16 kernel_size: 11 stride: 4 pad: 1 }", [[1, 3, 41, 41]],
+                            seed: 9, convolution: .winograd, stepsize: 1)
     }
 
     @Test func convolutionTwoInputsShareWeights() throws {
@@ -346,6 +350,12 @@ struct DenseLayerTests {
             ([2, 16, 24, 23], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 1, pw: 1)),
             ([2, 32, 26, 27], ConvCfg(cout: 32, group: 2, kh: 3, kw: 3, ph: 0, pw: 2, bias: false)),
             ([3, 16, 48, 47], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
+            // Kernels padded with zero taps to a whole number of strides:
+            // CaffeNet's conv1 (11x11 stride 4: 16 phases of 3x3, the 3
+            // channels give 48 GEMM rows), 3x3 and 7x7 stride 2.
+            ([2, 3, 67, 67], ConvCfg(cout: 16, kh: 11, kw: 11, sh: 4, sw: 4)),
+            ([2, 16, 21, 20], ConvCfg(cout: 16, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1)),
+            ([1, 8, 40, 41], ConvCfg(cout: 16, kh: 7, kw: 7, sh: 2, sw: 2, ph: 3, pw: 2, bias: false)),
         ]
         try expectMatchesNaive("Convolution", cases, seed: 100, naiveConv)
     }
@@ -424,6 +434,9 @@ struct DenseLayerTests {
             // generator's deconv1-3 at batch 10) and F(4x4, 3x3).
             ([4, 16, 24, 23], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
             ([2, 16, 22, 24], ConvCfg(cout: 20, kh: 3, kw: 3, ph: 1, pw: 1)),
+            // Kernels padded with zero taps to a whole number of strides.
+            ([2, 16, 9, 10], ConvCfg(cout: 16, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1)),
+            ([1, 16, 8, 8], ConvCfg(cout: 4, kh: 5, kw: 5, sh: 3, sw: 3, ph: 1, pw: 0)),
         ]
         try expectMatchesNaive("Deconvolution", cases, seed: 200, naiveDeconv)
     }
