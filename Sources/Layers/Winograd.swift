@@ -1,9 +1,11 @@
 import Runtime
 
 // Winograd's minimal filtering F(m x m, r x r) (Lavin & Gray, "Fast
-// Algorithms for Convolutional Neural Networks", 2016) for the convolutions
-// and deconvolutions whose kernel is a whole number of strides (k = s T,
-// T = 2...5: 3x3 and 5x5 stride 1, 4x4 stride 2, ...).
+// Algorithms for Convolutional Neural Networks", 2016) for square
+// convolutions and deconvolutions of any stride s: the kernel, padded with
+// zero taps to a whole number of strides s T (T = 2...5), is read as s^2
+// phases of T x T taps (3x3 and 5x5 stride 1, 4x4 stride 2, CaffeNet's
+// 11x11 stride 4 as 12x12, ...).
 //
 // One dimension first. A correlation of T taps g with an input d gives m
 // outputs y_i = sum_j g_j d_(i+j) from alpha = m + T - 1 inputs with alpha
@@ -25,7 +27,10 @@ import Runtime
 // The sum over input channels is, for each of the alpha^2 tile positions xi,
 // one GEMM M_xi (K x tiles) = U_xi (K x C) V_xi (C x tiles), so a layer's
 // multiplies drop from m^2 T^2 to alpha^2 per tile and channel pair:
-// 2.25x for F(2x2, 3x3), 2.8x for F(2x2, 5x5), 2.25x for F(3x3, 2x2).
+// 2.25x for F(2x2, 3x3), 4x for F(4x4, 3x3), 2.8x for F(2x2, 5x5), 2.25x
+// for F(3x3, 2x2), 2.56x for F(4x4, 2x2). Larger tiles save more but leave
+// fewer tiles (GEMM columns) and waste more on a ragged border; `plan`
+// picks the tile per layer.
 //
 // Strides become phases. A correlation of stride s with a k = s T kernel,
 // y[a] = sum_ky x[s a - pad + ky] W[ky], splits ky = s t + q: each input
