@@ -211,8 +211,8 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
                     outImage: spec.numOutput * g.columnCols)
     }
 
-    /// The Winograd plan for input `p`, when it applies (square kernel a
-    /// whole number of strides, see Winograd.swift): the forward pass
+    /// The Winograd plan for input `p`, when it applies (square kernel, no
+    /// dilation, enough channels and outputs; see Winograd.swift): the forward pass
     /// (`gradient` false) is the strided correlation x -> y; dx is its
     /// transpose dy -> dx.
     private func winograd(_ p: Plan, gradient: Bool, _ algorithm: ConvolutionAlgorithm) -> WinogradPass? {
@@ -223,8 +223,8 @@ final class ConvolutionLayer: LayerBase, BuiltinLayer {
                                  outH: gradient ? p.g.height : p.g.outHeight, outW: gradient ? p.g.width : p.g.outWidth)
     }
 
-    /// y = W * im2col(x) + b, per group; batched over images. Layers whose
-    /// kernel is a whole number of strides use Winograd instead (Winograd.swift).
+    /// y = W * im2col(x) + b, per group; batched over images. Square kernels
+    /// without dilation use Winograd instead where it pays (Winograd.swift).
     func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
         let wp = parameters[0].data, groups = spec.group
         let bias = spec.biasTerm ? parameters[1].data : nil

@@ -67,8 +67,8 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
                     outImage: spec.numOutput * oh * ow)
     }
 
-    /// The Winograd plan for input `s`, when it applies (square kernel a
-    /// whole number of strides, see Winograd.swift): the forward pass is
+    /// The Winograd plan for input `s`, when it applies (square kernel, no
+    /// dilation, enough channels and outputs; see Winograd.swift): the forward pass is
     /// the transposed correlation x -> y; dx (`gradient`) the strided
     /// correlation dy -> dx.
     private func winograd(_ s: Shape, _ p: Plan, gradient: Bool, _ algorithm: ConvolutionAlgorithm) throws -> WinogradPass? {
@@ -79,8 +79,8 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
                                  h: gradient ? oh : h, w: gradient ? ow : w, outH: gradient ? h : oh, outW: gradient ? w : ow)
     }
 
-    /// col = W^T x per group, then y = b + col2im(col). Layers whose
-    /// kernel is a whole number of strides use Winograd instead (Winograd.swift).
+    /// col = W^T x per group, then y = b + col2im(col). Square kernels
+    /// without dilation use Winograd instead where it pays (Winograd.swift).
     func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
         let wp = parameters[0].data, groups = spec.group
         let bias = spec.biasTerm ? parameters[1].data : nil
