@@ -125,6 +125,20 @@ def two_d(fn, n_in, n_out, load, store):
     return lines
 
 
+def emit_input(a):
+    """B^T depends on alpha alone (the points), so the tiles of one alpha
+    share it."""
+    _, _, bt = matrices(2, a - 1)
+    users = ", ".join(f"F({m}, {t})" for m, t in TRANSFORMS if m + t - 1 == a)
+    out = [f"/// The input transform of {a}x{a} tiles, shared by {users}.",
+           f"enum WinogradInputTile{a} {{",
+           "    typealias S = SIMD8<Float>",
+           ""]
+    out.extend(one_d("bt", bt, a, a, "B^T x: one column or row of an input tile."))
+    out.append("}")
+    return out
+
+
 def emit(m, t):
     at, g, bt = matrices(m, t)
     a = m + t - 1
@@ -134,8 +148,6 @@ def emit(m, t):
     w(f"enum WinogradF{m}x{t}: WinogradTile {{")
     w(f"    static var m: Int {{ {m} }}")
     w(f"    static var taps: Int {{ {t} }}")
-    w("")
-    out.extend(one_d("bt", bt, a, a, "B^T x: one column or row of an input tile."))
     w("")
     out.extend(one_d("at", at, m, a, "A^T x: one column or row of a product tile."))
     w("")
@@ -161,7 +173,7 @@ def emit(m, t):
             "    /// phase j % m, offset j / m. Position xi = i * alpha + j goes to",
             "    /// `v + xi * vStride` (eight floats)."],
            "input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)",
-           prologue + two_d("bt", a, a, in_ptr,
+           prologue + two_d(f"WinogradInputTile{a}.bt", a, a, in_ptr,
                             lambda i, j, x: f"winogradStore({x}, v + {i * a + j} * vStride)"))
     w("")
     method(["    /// Y = A^T M A + bias for eight tiles: position xi is read at",
@@ -210,6 +222,9 @@ def main():
     print("extension WinogradTile {")
     print("    static var alpha: Int { m + taps - 1 }")
     print("}")
+    for a in sorted({m + t - 1 for m, t in TRANSFORMS}):
+        print("")
+        print("\n".join(emit_input(a)))
     for m, t in TRANSFORMS:
         print("")
         print("\n".join(emit(m, t)))

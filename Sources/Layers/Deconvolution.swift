@@ -67,14 +67,15 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
                     outImage: spec.numOutput * oh * ow)
     }
 
-    /// The Winograd plan for input `s`, when it applies (square kernel, no
+    /// The Winograd plan for input `p`, when it applies (square kernel, no
     /// dilation, enough channels and outputs; see Winograd.swift): the forward pass is
     /// the transposed correlation x -> y; dx (`gradient`) the strided
     /// correlation dy -> dx.
-    private func winograd(_ s: Shape, _ p: Plan, gradient: Bool, _ algorithm: ConvolutionAlgorithm) throws -> WinogradPass? {
-        let (num, h, w) = try spec.inputDims(s, error: error)
-        let kPer = spec.numOutput / spec.group, oh = p.g.height, ow = p.g.width
-        return WinogradPass.plan(algorithm, transposed: !gradient, spec, images: num,
+    private func winograd(_ p: Plan, gradient: Bool, _ algorithm: ConvolutionAlgorithm) -> WinogradPass? {
+        // p.g is the geometry over the output image, so its "output" is the input.
+        let h = p.g.outHeight, w = p.g.outWidth, oh = p.g.height, ow = p.g.width
+        let kPer = spec.numOutput / spec.group
+        return WinogradPass.plan(algorithm, transposed: !gradient, spec, images: p.num,
                                  c: gradient ? kPer : p.cg, k: gradient ? p.cg : kPer,
                                  h: gradient ? oh : h, w: gradient ? ow : w, outH: gradient ? h : oh, outW: gradient ? w : ow)
     }
@@ -87,7 +88,7 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
         for (xT, yT) in zip(inputs, outputs) {
             let p = try plan(xT.shape)
             let x = xT.data, y = yT.data
-            if let wg = try winograd(xT.shape, p, gradient: false, ctx.convolution) {
+            if let wg = winograd(p, gradient: false, ctx.convolution) {
                 // W[g*C + c][k] is the kernel from input c to output k of group g.
                 let kPer = wg.k, cPer = wg.c, area = spec.kernelH * spec.kernelW
                 winogradRun(wg, ctx, x: x, y: y, bias: bias) { g, k, c in UnsafePointer(wp + ((g * cPer + c) * kPer + k) * area) }
@@ -143,7 +144,7 @@ final class DeconvolutionLayer: LayerBase, BuiltinLayer {
                 denseAccumulateBiasGrad(dy, outer: p.num, channels: spec.numOutput,
                                         inner: p.g.height * p.g.width, dB)
             }
-            if let out = dx, let wg = try winograd(pass.inputs[i].shape, p, gradient: true, ctx.convolution) {
+            if let out = dx, let wg = winograd(p, gradient: true, ctx.convolution) {
                 // The pass runs from dy (K per group) to dx (C per group).
                 let kPer = wg.c, cPer = wg.k, area = spec.kernelH * spec.kernelW
                 winogradRun(wg, ctx, x: dy, y: out, bias: nil) { g, c, k in UnsafePointer(wp + ((g * cPer + c) * kPer + k) * area) }

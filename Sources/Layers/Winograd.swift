@@ -123,7 +123,7 @@ struct WinogradPass {
             best = pass
         }
         guard let pass = best else { return nil }
-        return algorithm == .winograd || pass.pays ? pass : nil
+        return forced || pass.pays ? pass : nil
 
         func correlationPlan(_ tile: any WinogradTile.Type) -> WinogradPass {
             // Input phase q of each axis: taps W[s j + q] read x[s (a + j) + q - pad].

@@ -29,10 +29,9 @@ extension WinogradTile {
     static var alpha: Int { m + taps - 1 }
 }
 
-/// F(2, 3): 2x2 outputs from 4x4 inputs and 3x3 taps.
-enum WinogradF2x3: WinogradTile {
-    static var m: Int { 2 }
-    static var taps: Int { 3 }
+/// The input transform of 4x4 tiles, shared by F(2, 3), F(3, 2).
+enum WinogradInputTile4 {
+    typealias S = SIMD8<Float>
 
     /// B^T x: one column or row of an input tile.
     @inline(__always)
@@ -43,6 +42,80 @@ enum WinogradF2x3: WinogradTile {
         let y3_a1: S = x3 - x1
         return (y0_a1, y1_a1, y2_a1, y3_a1)
     }
+}
+
+/// The input transform of 5x5 tiles, shared by F(4, 2), F(2, 4).
+enum WinogradInputTile5 {
+    typealias S = SIMD8<Float>
+
+    /// B^T x: one column or row of an input tile.
+    @inline(__always)
+    static func bt(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S) -> (S, S, S, S, S) {
+        let y0_0: S = (2 as Float) * x0
+        let y0_a1: S = y0_0 + x3
+        let y0_a2: S = y0_a1 - x1
+        let y0_3: S = (2 as Float) * x2
+        let y0_a3: S = y0_a2 - y0_3
+        let y1_0: S = (2 as Float) * x1
+        let y1_a1: S = y1_0 + x2
+        let y1_a2: S = y1_a1 - x3
+        let y2_0: S = (3 as Float) * x2
+        let y2_1: S = (2 as Float) * x1
+        let y2_a1: S = y2_0 - y2_1
+        let y2_a2: S = y2_a1 - x3
+        let y3_a1: S = x3 - x1
+        let y4_0: S = (2 as Float) * x1
+        let y4_a1: S = y4_0 + x4
+        let y4_a2: S = y4_a1 - x2
+        let y4_3: S = (2 as Float) * x3
+        let y4_a3: S = y4_a2 - y4_3
+        return (y0_a3, y1_a2, y2_a2, y3_a1, y4_a3)
+    }
+}
+
+/// The input transform of 6x6 tiles, shared by F(4, 3), F(2, 5).
+enum WinogradInputTile6 {
+    typealias S = SIMD8<Float>
+
+    /// B^T x: one column or row of an input tile.
+    @inline(__always)
+    static func bt(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S, _ x5: S) -> (S, S, S, S, S, S) {
+        let y0_0: S = (4 as Float) * x0
+        let y0_a1: S = y0_0 + x4
+        let y0_2: S = (5 as Float) * x2
+        let y0_a2: S = y0_a1 - y0_2
+        let y1_0: S = (4 as Float) * x1
+        let y1_1: S = (4 as Float) * x2
+        let y1_a1: S = y1_0 + y1_1
+        let y1_a2: S = y1_a1 - x3
+        let y1_a3: S = y1_a2 - x4
+        let y2_0: S = (4 as Float) * x2
+        let y2_a1: S = y2_0 + x3
+        let y2_2: S = (4 as Float) * x1
+        let y2_a2: S = y2_a1 - y2_2
+        let y2_a3: S = y2_a2 - x4
+        let y3_0: S = (2 as Float) * x3
+        let y3_a1: S = y3_0 + x4
+        let y3_2: S = (2 as Float) * x1
+        let y3_a2: S = y3_a1 - y3_2
+        let y3_a3: S = y3_a2 - x2
+        let y4_0: S = (2 as Float) * x1
+        let y4_a1: S = y4_0 + x4
+        let y4_a2: S = y4_a1 - x2
+        let y4_3: S = (2 as Float) * x3
+        let y4_a3: S = y4_a2 - y4_3
+        let y5_0: S = (4 as Float) * x1
+        let y5_a1: S = y5_0 + x5
+        let y5_2: S = (5 as Float) * x3
+        let y5_a2: S = y5_a1 - y5_2
+        return (y0_a2, y1_a3, y2_a3, y3_a3, y4_a3, y5_a2)
+    }
+}
+
+/// F(2, 3): 2x2 outputs from 4x4 inputs and 3x3 taps.
+enum WinogradF2x3: WinogradTile {
+    static var m: Int { 2 }
+    static var taps: Int { 3 }
 
     /// A^T x: one column or row of a product tile.
     @inline(__always)
@@ -84,26 +157,26 @@ enum WinogradF2x3: WinogradTile {
         let p1_1 = p1 + 1 * run
         let p2_1 = p2 + 1 * run
         let p3_1 = p3 + 1 * run
-        let c0 = bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3))
-        let c1 = bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1))
-        let c2 = bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1))
-        let c3 = bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1))
-        let r0 = bt(c0.0, c1.0, c2.0, c3.0)
+        let c0 = WinogradInputTile4.bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3))
+        let c1 = WinogradInputTile4.bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1))
+        let c2 = WinogradInputTile4.bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1))
+        let c3 = WinogradInputTile4.bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1))
+        let r0 = WinogradInputTile4.bt(c0.0, c1.0, c2.0, c3.0)
         winogradStore(r0.0, v + 0 * vStride)
         winogradStore(r0.1, v + 1 * vStride)
         winogradStore(r0.2, v + 2 * vStride)
         winogradStore(r0.3, v + 3 * vStride)
-        let r1 = bt(c0.1, c1.1, c2.1, c3.1)
+        let r1 = WinogradInputTile4.bt(c0.1, c1.1, c2.1, c3.1)
         winogradStore(r1.0, v + 4 * vStride)
         winogradStore(r1.1, v + 5 * vStride)
         winogradStore(r1.2, v + 6 * vStride)
         winogradStore(r1.3, v + 7 * vStride)
-        let r2 = bt(c0.2, c1.2, c2.2, c3.2)
+        let r2 = WinogradInputTile4.bt(c0.2, c1.2, c2.2, c3.2)
         winogradStore(r2.0, v + 8 * vStride)
         winogradStore(r2.1, v + 9 * vStride)
         winogradStore(r2.2, v + 10 * vStride)
         winogradStore(r2.3, v + 11 * vStride)
-        let r3 = bt(c0.3, c1.3, c2.3, c3.3)
+        let r3 = WinogradInputTile4.bt(c0.3, c1.3, c2.3, c3.3)
         winogradStore(r3.0, v + 12 * vStride)
         winogradStore(r3.1, v + 13 * vStride)
         winogradStore(r3.2, v + 14 * vStride)
@@ -160,40 +233,6 @@ enum WinogradF2x3: WinogradTile {
 enum WinogradF4x3: WinogradTile {
     static var m: Int { 4 }
     static var taps: Int { 3 }
-
-    /// B^T x: one column or row of an input tile.
-    @inline(__always)
-    static func bt(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S, _ x5: S) -> (S, S, S, S, S, S) {
-        let y0_0: S = (4 as Float) * x0
-        let y0_a1: S = y0_0 + x4
-        let y0_2: S = (5 as Float) * x2
-        let y0_a2: S = y0_a1 - y0_2
-        let y1_0: S = (4 as Float) * x1
-        let y1_1: S = (4 as Float) * x2
-        let y1_a1: S = y1_0 + y1_1
-        let y1_a2: S = y1_a1 - x3
-        let y1_a3: S = y1_a2 - x4
-        let y2_0: S = (4 as Float) * x2
-        let y2_a1: S = y2_0 + x3
-        let y2_2: S = (4 as Float) * x1
-        let y2_a2: S = y2_a1 - y2_2
-        let y2_a3: S = y2_a2 - x4
-        let y3_0: S = (2 as Float) * x3
-        let y3_a1: S = y3_0 + x4
-        let y3_2: S = (2 as Float) * x1
-        let y3_a2: S = y3_a1 - y3_2
-        let y3_a3: S = y3_a2 - x2
-        let y4_0: S = (2 as Float) * x1
-        let y4_a1: S = y4_0 + x4
-        let y4_a2: S = y4_a1 - x2
-        let y4_3: S = (2 as Float) * x3
-        let y4_a3: S = y4_a2 - y4_3
-        let y5_0: S = (4 as Float) * x1
-        let y5_a1: S = y5_0 + x5
-        let y5_2: S = (5 as Float) * x3
-        let y5_a2: S = y5_a1 - y5_2
-        return (y0_a2, y1_a3, y2_a3, y3_a3, y4_a3, y5_a2)
-    }
 
     /// A^T x: one column or row of a product tile.
     @inline(__always)
@@ -278,48 +317,48 @@ enum WinogradF4x3: WinogradTile {
         let p5_1 = p5 + 1 * run
         let p5_2 = p5 + 2 * run
         let p5_3 = p5 + 3 * run
-        let c0 = bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4), winogradLoad(p5))
-        let c1 = bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1), winogradLoad(p5_1))
-        let c2 = bt(winogradLoad(p0_2), winogradLoad(p1_2), winogradLoad(p2_2), winogradLoad(p3_2), winogradLoad(p4_2), winogradLoad(p5_2))
-        let c3 = bt(winogradLoad(p0_3), winogradLoad(p1_3), winogradLoad(p2_3), winogradLoad(p3_3), winogradLoad(p4_3), winogradLoad(p5_3))
-        let c4 = bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1), winogradLoad(p5 + 1))
-        let c5 = bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1), winogradLoad(p4_1 + 1), winogradLoad(p5_1 + 1))
-        let r0 = bt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)
+        let c0 = WinogradInputTile6.bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4), winogradLoad(p5))
+        let c1 = WinogradInputTile6.bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1), winogradLoad(p5_1))
+        let c2 = WinogradInputTile6.bt(winogradLoad(p0_2), winogradLoad(p1_2), winogradLoad(p2_2), winogradLoad(p3_2), winogradLoad(p4_2), winogradLoad(p5_2))
+        let c3 = WinogradInputTile6.bt(winogradLoad(p0_3), winogradLoad(p1_3), winogradLoad(p2_3), winogradLoad(p3_3), winogradLoad(p4_3), winogradLoad(p5_3))
+        let c4 = WinogradInputTile6.bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1), winogradLoad(p5 + 1))
+        let c5 = WinogradInputTile6.bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1), winogradLoad(p4_1 + 1), winogradLoad(p5_1 + 1))
+        let r0 = WinogradInputTile6.bt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)
         winogradStore(r0.0, v + 0 * vStride)
         winogradStore(r0.1, v + 1 * vStride)
         winogradStore(r0.2, v + 2 * vStride)
         winogradStore(r0.3, v + 3 * vStride)
         winogradStore(r0.4, v + 4 * vStride)
         winogradStore(r0.5, v + 5 * vStride)
-        let r1 = bt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
+        let r1 = WinogradInputTile6.bt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
         winogradStore(r1.0, v + 6 * vStride)
         winogradStore(r1.1, v + 7 * vStride)
         winogradStore(r1.2, v + 8 * vStride)
         winogradStore(r1.3, v + 9 * vStride)
         winogradStore(r1.4, v + 10 * vStride)
         winogradStore(r1.5, v + 11 * vStride)
-        let r2 = bt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)
+        let r2 = WinogradInputTile6.bt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)
         winogradStore(r2.0, v + 12 * vStride)
         winogradStore(r2.1, v + 13 * vStride)
         winogradStore(r2.2, v + 14 * vStride)
         winogradStore(r2.3, v + 15 * vStride)
         winogradStore(r2.4, v + 16 * vStride)
         winogradStore(r2.5, v + 17 * vStride)
-        let r3 = bt(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)
+        let r3 = WinogradInputTile6.bt(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)
         winogradStore(r3.0, v + 18 * vStride)
         winogradStore(r3.1, v + 19 * vStride)
         winogradStore(r3.2, v + 20 * vStride)
         winogradStore(r3.3, v + 21 * vStride)
         winogradStore(r3.4, v + 22 * vStride)
         winogradStore(r3.5, v + 23 * vStride)
-        let r4 = bt(c0.4, c1.4, c2.4, c3.4, c4.4, c5.4)
+        let r4 = WinogradInputTile6.bt(c0.4, c1.4, c2.4, c3.4, c4.4, c5.4)
         winogradStore(r4.0, v + 24 * vStride)
         winogradStore(r4.1, v + 25 * vStride)
         winogradStore(r4.2, v + 26 * vStride)
         winogradStore(r4.3, v + 27 * vStride)
         winogradStore(r4.4, v + 28 * vStride)
         winogradStore(r4.5, v + 29 * vStride)
-        let r5 = bt(c0.5, c1.5, c2.5, c3.5, c4.5, c5.5)
+        let r5 = WinogradInputTile6.bt(c0.5, c1.5, c2.5, c3.5, c4.5, c5.5)
         winogradStore(r5.0, v + 30 * vStride)
         winogradStore(r5.1, v + 31 * vStride)
         winogradStore(r5.2, v + 32 * vStride)
@@ -417,16 +456,6 @@ enum WinogradF3x2: WinogradTile {
     static var m: Int { 3 }
     static var taps: Int { 2 }
 
-    /// B^T x: one column or row of an input tile.
-    @inline(__always)
-    static func bt(_ x0: S, _ x1: S, _ x2: S, _ x3: S) -> (S, S, S, S) {
-        let y0_a1: S = x0 - x2
-        let y1_a1: S = x1 + x2
-        let y2_a1: S = x2 - x1
-        let y3_a1: S = x3 - x1
-        return (y0_a1, y1_a1, y2_a1, y3_a1)
-    }
-
     /// A^T x: one column or row of a product tile.
     @inline(__always)
     static func at(_ x0: S, _ x1: S, _ x2: S, _ x3: S) -> (S, S, S) {
@@ -468,26 +497,26 @@ enum WinogradF3x2: WinogradTile {
         let p2_2 = p2 + 2 * run
         let p3_1 = p3 + 1 * run
         let p3_2 = p3 + 2 * run
-        let c0 = bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3))
-        let c1 = bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1))
-        let c2 = bt(winogradLoad(p0_2), winogradLoad(p1_2), winogradLoad(p2_2), winogradLoad(p3_2))
-        let c3 = bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1))
-        let r0 = bt(c0.0, c1.0, c2.0, c3.0)
+        let c0 = WinogradInputTile4.bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3))
+        let c1 = WinogradInputTile4.bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1))
+        let c2 = WinogradInputTile4.bt(winogradLoad(p0_2), winogradLoad(p1_2), winogradLoad(p2_2), winogradLoad(p3_2))
+        let c3 = WinogradInputTile4.bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1))
+        let r0 = WinogradInputTile4.bt(c0.0, c1.0, c2.0, c3.0)
         winogradStore(r0.0, v + 0 * vStride)
         winogradStore(r0.1, v + 1 * vStride)
         winogradStore(r0.2, v + 2 * vStride)
         winogradStore(r0.3, v + 3 * vStride)
-        let r1 = bt(c0.1, c1.1, c2.1, c3.1)
+        let r1 = WinogradInputTile4.bt(c0.1, c1.1, c2.1, c3.1)
         winogradStore(r1.0, v + 4 * vStride)
         winogradStore(r1.1, v + 5 * vStride)
         winogradStore(r1.2, v + 6 * vStride)
         winogradStore(r1.3, v + 7 * vStride)
-        let r2 = bt(c0.2, c1.2, c2.2, c3.2)
+        let r2 = WinogradInputTile4.bt(c0.2, c1.2, c2.2, c3.2)
         winogradStore(r2.0, v + 8 * vStride)
         winogradStore(r2.1, v + 9 * vStride)
         winogradStore(r2.2, v + 10 * vStride)
         winogradStore(r2.3, v + 11 * vStride)
-        let r3 = bt(c0.3, c1.3, c2.3, c3.3)
+        let r3 = WinogradInputTile4.bt(c0.3, c1.3, c2.3, c3.3)
         winogradStore(r3.0, v + 12 * vStride)
         winogradStore(r3.1, v + 13 * vStride)
         winogradStore(r3.2, v + 14 * vStride)
@@ -550,30 +579,6 @@ enum WinogradF4x2: WinogradTile {
     static var m: Int { 4 }
     static var taps: Int { 2 }
 
-    /// B^T x: one column or row of an input tile.
-    @inline(__always)
-    static func bt(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S) -> (S, S, S, S, S) {
-        let y0_0: S = (2 as Float) * x0
-        let y0_a1: S = y0_0 + x3
-        let y0_a2: S = y0_a1 - x1
-        let y0_3: S = (2 as Float) * x2
-        let y0_a3: S = y0_a2 - y0_3
-        let y1_0: S = (2 as Float) * x1
-        let y1_a1: S = y1_0 + x2
-        let y1_a2: S = y1_a1 - x3
-        let y2_0: S = (3 as Float) * x2
-        let y2_1: S = (2 as Float) * x1
-        let y2_a1: S = y2_0 - y2_1
-        let y2_a2: S = y2_a1 - x3
-        let y3_a1: S = x3 - x1
-        let y4_0: S = (2 as Float) * x1
-        let y4_a1: S = y4_0 + x4
-        let y4_a2: S = y4_a1 - x2
-        let y4_3: S = (2 as Float) * x3
-        let y4_a3: S = y4_a2 - y4_3
-        return (y0_a3, y1_a2, y2_a2, y3_a1, y4_a3)
-    }
-
     /// A^T x: one column or row of a product tile.
     @inline(__always)
     static func at(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S) -> (S, S, S, S) {
@@ -635,36 +640,36 @@ enum WinogradF4x2: WinogradTile {
         let p4_1 = p4 + 1 * run
         let p4_2 = p4 + 2 * run
         let p4_3 = p4 + 3 * run
-        let c0 = bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4))
-        let c1 = bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1))
-        let c2 = bt(winogradLoad(p0_2), winogradLoad(p1_2), winogradLoad(p2_2), winogradLoad(p3_2), winogradLoad(p4_2))
-        let c3 = bt(winogradLoad(p0_3), winogradLoad(p1_3), winogradLoad(p2_3), winogradLoad(p3_3), winogradLoad(p4_3))
-        let c4 = bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1))
-        let r0 = bt(c0.0, c1.0, c2.0, c3.0, c4.0)
+        let c0 = WinogradInputTile5.bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4))
+        let c1 = WinogradInputTile5.bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1))
+        let c2 = WinogradInputTile5.bt(winogradLoad(p0_2), winogradLoad(p1_2), winogradLoad(p2_2), winogradLoad(p3_2), winogradLoad(p4_2))
+        let c3 = WinogradInputTile5.bt(winogradLoad(p0_3), winogradLoad(p1_3), winogradLoad(p2_3), winogradLoad(p3_3), winogradLoad(p4_3))
+        let c4 = WinogradInputTile5.bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1))
+        let r0 = WinogradInputTile5.bt(c0.0, c1.0, c2.0, c3.0, c4.0)
         winogradStore(r0.0, v + 0 * vStride)
         winogradStore(r0.1, v + 1 * vStride)
         winogradStore(r0.2, v + 2 * vStride)
         winogradStore(r0.3, v + 3 * vStride)
         winogradStore(r0.4, v + 4 * vStride)
-        let r1 = bt(c0.1, c1.1, c2.1, c3.1, c4.1)
+        let r1 = WinogradInputTile5.bt(c0.1, c1.1, c2.1, c3.1, c4.1)
         winogradStore(r1.0, v + 5 * vStride)
         winogradStore(r1.1, v + 6 * vStride)
         winogradStore(r1.2, v + 7 * vStride)
         winogradStore(r1.3, v + 8 * vStride)
         winogradStore(r1.4, v + 9 * vStride)
-        let r2 = bt(c0.2, c1.2, c2.2, c3.2, c4.2)
+        let r2 = WinogradInputTile5.bt(c0.2, c1.2, c2.2, c3.2, c4.2)
         winogradStore(r2.0, v + 10 * vStride)
         winogradStore(r2.1, v + 11 * vStride)
         winogradStore(r2.2, v + 12 * vStride)
         winogradStore(r2.3, v + 13 * vStride)
         winogradStore(r2.4, v + 14 * vStride)
-        let r3 = bt(c0.3, c1.3, c2.3, c3.3, c4.3)
+        let r3 = WinogradInputTile5.bt(c0.3, c1.3, c2.3, c3.3, c4.3)
         winogradStore(r3.0, v + 15 * vStride)
         winogradStore(r3.1, v + 16 * vStride)
         winogradStore(r3.2, v + 17 * vStride)
         winogradStore(r3.3, v + 18 * vStride)
         winogradStore(r3.4, v + 19 * vStride)
-        let r4 = bt(c0.4, c1.4, c2.4, c3.4, c4.4)
+        let r4 = WinogradInputTile5.bt(c0.4, c1.4, c2.4, c3.4, c4.4)
         winogradStore(r4.0, v + 20 * vStride)
         winogradStore(r4.1, v + 21 * vStride)
         winogradStore(r4.2, v + 22 * vStride)
@@ -747,30 +752,6 @@ enum WinogradF2x4: WinogradTile {
     static var m: Int { 2 }
     static var taps: Int { 4 }
 
-    /// B^T x: one column or row of an input tile.
-    @inline(__always)
-    static func bt(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S) -> (S, S, S, S, S) {
-        let y0_0: S = (2 as Float) * x0
-        let y0_a1: S = y0_0 + x3
-        let y0_a2: S = y0_a1 - x1
-        let y0_3: S = (2 as Float) * x2
-        let y0_a3: S = y0_a2 - y0_3
-        let y1_0: S = (2 as Float) * x1
-        let y1_a1: S = y1_0 + x2
-        let y1_a2: S = y1_a1 - x3
-        let y2_0: S = (3 as Float) * x2
-        let y2_1: S = (2 as Float) * x1
-        let y2_a1: S = y2_0 - y2_1
-        let y2_a2: S = y2_a1 - x3
-        let y3_a1: S = x3 - x1
-        let y4_0: S = (2 as Float) * x1
-        let y4_a1: S = y4_0 + x4
-        let y4_a2: S = y4_a1 - x2
-        let y4_3: S = (2 as Float) * x3
-        let y4_a3: S = y4_a2 - y4_3
-        return (y0_a3, y1_a2, y2_a2, y3_a1, y4_a3)
-    }
-
     /// A^T x: one column or row of a product tile.
     @inline(__always)
     static func at(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S) -> (S, S) {
@@ -828,36 +809,36 @@ enum WinogradF2x4: WinogradTile {
         let p2_1 = p2 + 1 * run
         let p3_1 = p3 + 1 * run
         let p4_1 = p4 + 1 * run
-        let c0 = bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4))
-        let c1 = bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1))
-        let c2 = bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1))
-        let c3 = bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1), winogradLoad(p4_1 + 1))
-        let c4 = bt(winogradLoad(p0 + 2), winogradLoad(p1 + 2), winogradLoad(p2 + 2), winogradLoad(p3 + 2), winogradLoad(p4 + 2))
-        let r0 = bt(c0.0, c1.0, c2.0, c3.0, c4.0)
+        let c0 = WinogradInputTile5.bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4))
+        let c1 = WinogradInputTile5.bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1))
+        let c2 = WinogradInputTile5.bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1))
+        let c3 = WinogradInputTile5.bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1), winogradLoad(p4_1 + 1))
+        let c4 = WinogradInputTile5.bt(winogradLoad(p0 + 2), winogradLoad(p1 + 2), winogradLoad(p2 + 2), winogradLoad(p3 + 2), winogradLoad(p4 + 2))
+        let r0 = WinogradInputTile5.bt(c0.0, c1.0, c2.0, c3.0, c4.0)
         winogradStore(r0.0, v + 0 * vStride)
         winogradStore(r0.1, v + 1 * vStride)
         winogradStore(r0.2, v + 2 * vStride)
         winogradStore(r0.3, v + 3 * vStride)
         winogradStore(r0.4, v + 4 * vStride)
-        let r1 = bt(c0.1, c1.1, c2.1, c3.1, c4.1)
+        let r1 = WinogradInputTile5.bt(c0.1, c1.1, c2.1, c3.1, c4.1)
         winogradStore(r1.0, v + 5 * vStride)
         winogradStore(r1.1, v + 6 * vStride)
         winogradStore(r1.2, v + 7 * vStride)
         winogradStore(r1.3, v + 8 * vStride)
         winogradStore(r1.4, v + 9 * vStride)
-        let r2 = bt(c0.2, c1.2, c2.2, c3.2, c4.2)
+        let r2 = WinogradInputTile5.bt(c0.2, c1.2, c2.2, c3.2, c4.2)
         winogradStore(r2.0, v + 10 * vStride)
         winogradStore(r2.1, v + 11 * vStride)
         winogradStore(r2.2, v + 12 * vStride)
         winogradStore(r2.3, v + 13 * vStride)
         winogradStore(r2.4, v + 14 * vStride)
-        let r3 = bt(c0.3, c1.3, c2.3, c3.3, c4.3)
+        let r3 = WinogradInputTile5.bt(c0.3, c1.3, c2.3, c3.3, c4.3)
         winogradStore(r3.0, v + 15 * vStride)
         winogradStore(r3.1, v + 16 * vStride)
         winogradStore(r3.2, v + 17 * vStride)
         winogradStore(r3.3, v + 18 * vStride)
         winogradStore(r3.4, v + 19 * vStride)
-        let r4 = bt(c0.4, c1.4, c2.4, c3.4, c4.4)
+        let r4 = WinogradInputTile5.bt(c0.4, c1.4, c2.4, c3.4, c4.4)
         winogradStore(r4.0, v + 20 * vStride)
         winogradStore(r4.1, v + 21 * vStride)
         winogradStore(r4.2, v + 22 * vStride)
@@ -927,40 +908,6 @@ enum WinogradF2x4: WinogradTile {
 enum WinogradF2x5: WinogradTile {
     static var m: Int { 2 }
     static var taps: Int { 5 }
-
-    /// B^T x: one column or row of an input tile.
-    @inline(__always)
-    static func bt(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S, _ x5: S) -> (S, S, S, S, S, S) {
-        let y0_0: S = (4 as Float) * x0
-        let y0_a1: S = y0_0 + x4
-        let y0_2: S = (5 as Float) * x2
-        let y0_a2: S = y0_a1 - y0_2
-        let y1_0: S = (4 as Float) * x1
-        let y1_1: S = (4 as Float) * x2
-        let y1_a1: S = y1_0 + y1_1
-        let y1_a2: S = y1_a1 - x3
-        let y1_a3: S = y1_a2 - x4
-        let y2_0: S = (4 as Float) * x2
-        let y2_a1: S = y2_0 + x3
-        let y2_2: S = (4 as Float) * x1
-        let y2_a2: S = y2_a1 - y2_2
-        let y2_a3: S = y2_a2 - x4
-        let y3_0: S = (2 as Float) * x3
-        let y3_a1: S = y3_0 + x4
-        let y3_2: S = (2 as Float) * x1
-        let y3_a2: S = y3_a1 - y3_2
-        let y3_a3: S = y3_a2 - x2
-        let y4_0: S = (2 as Float) * x1
-        let y4_a1: S = y4_0 + x4
-        let y4_a2: S = y4_a1 - x2
-        let y4_3: S = (2 as Float) * x3
-        let y4_a3: S = y4_a2 - y4_3
-        let y5_0: S = (4 as Float) * x1
-        let y5_a1: S = y5_0 + x5
-        let y5_2: S = (5 as Float) * x3
-        let y5_a2: S = y5_a1 - y5_2
-        return (y0_a2, y1_a3, y2_a3, y3_a3, y4_a3, y5_a2)
-    }
 
     /// A^T x: one column or row of a product tile.
     @inline(__always)
@@ -1039,48 +986,48 @@ enum WinogradF2x5: WinogradTile {
         let p3_1 = p3 + 1 * run
         let p4_1 = p4 + 1 * run
         let p5_1 = p5 + 1 * run
-        let c0 = bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4), winogradLoad(p5))
-        let c1 = bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1), winogradLoad(p5_1))
-        let c2 = bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1), winogradLoad(p5 + 1))
-        let c3 = bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1), winogradLoad(p4_1 + 1), winogradLoad(p5_1 + 1))
-        let c4 = bt(winogradLoad(p0 + 2), winogradLoad(p1 + 2), winogradLoad(p2 + 2), winogradLoad(p3 + 2), winogradLoad(p4 + 2), winogradLoad(p5 + 2))
-        let c5 = bt(winogradLoad(p0_1 + 2), winogradLoad(p1_1 + 2), winogradLoad(p2_1 + 2), winogradLoad(p3_1 + 2), winogradLoad(p4_1 + 2), winogradLoad(p5_1 + 2))
-        let r0 = bt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)
+        let c0 = WinogradInputTile6.bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4), winogradLoad(p5))
+        let c1 = WinogradInputTile6.bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1), winogradLoad(p5_1))
+        let c2 = WinogradInputTile6.bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1), winogradLoad(p5 + 1))
+        let c3 = WinogradInputTile6.bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1), winogradLoad(p4_1 + 1), winogradLoad(p5_1 + 1))
+        let c4 = WinogradInputTile6.bt(winogradLoad(p0 + 2), winogradLoad(p1 + 2), winogradLoad(p2 + 2), winogradLoad(p3 + 2), winogradLoad(p4 + 2), winogradLoad(p5 + 2))
+        let c5 = WinogradInputTile6.bt(winogradLoad(p0_1 + 2), winogradLoad(p1_1 + 2), winogradLoad(p2_1 + 2), winogradLoad(p3_1 + 2), winogradLoad(p4_1 + 2), winogradLoad(p5_1 + 2))
+        let r0 = WinogradInputTile6.bt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)
         winogradStore(r0.0, v + 0 * vStride)
         winogradStore(r0.1, v + 1 * vStride)
         winogradStore(r0.2, v + 2 * vStride)
         winogradStore(r0.3, v + 3 * vStride)
         winogradStore(r0.4, v + 4 * vStride)
         winogradStore(r0.5, v + 5 * vStride)
-        let r1 = bt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
+        let r1 = WinogradInputTile6.bt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
         winogradStore(r1.0, v + 6 * vStride)
         winogradStore(r1.1, v + 7 * vStride)
         winogradStore(r1.2, v + 8 * vStride)
         winogradStore(r1.3, v + 9 * vStride)
         winogradStore(r1.4, v + 10 * vStride)
         winogradStore(r1.5, v + 11 * vStride)
-        let r2 = bt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)
+        let r2 = WinogradInputTile6.bt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)
         winogradStore(r2.0, v + 12 * vStride)
         winogradStore(r2.1, v + 13 * vStride)
         winogradStore(r2.2, v + 14 * vStride)
         winogradStore(r2.3, v + 15 * vStride)
         winogradStore(r2.4, v + 16 * vStride)
         winogradStore(r2.5, v + 17 * vStride)
-        let r3 = bt(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)
+        let r3 = WinogradInputTile6.bt(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)
         winogradStore(r3.0, v + 18 * vStride)
         winogradStore(r3.1, v + 19 * vStride)
         winogradStore(r3.2, v + 20 * vStride)
         winogradStore(r3.3, v + 21 * vStride)
         winogradStore(r3.4, v + 22 * vStride)
         winogradStore(r3.5, v + 23 * vStride)
-        let r4 = bt(c0.4, c1.4, c2.4, c3.4, c4.4, c5.4)
+        let r4 = WinogradInputTile6.bt(c0.4, c1.4, c2.4, c3.4, c4.4, c5.4)
         winogradStore(r4.0, v + 24 * vStride)
         winogradStore(r4.1, v + 25 * vStride)
         winogradStore(r4.2, v + 26 * vStride)
         winogradStore(r4.3, v + 27 * vStride)
         winogradStore(r4.4, v + 28 * vStride)
         winogradStore(r4.5, v + 29 * vStride)
-        let r5 = bt(c0.5, c1.5, c2.5, c3.5, c4.5, c5.5)
+        let r5 = WinogradInputTile6.bt(c0.5, c1.5, c2.5, c3.5, c4.5, c5.5)
         winogradStore(r5.0, v + 30 * vStride)
         winogradStore(r5.1, v + 31 * vStride)
         winogradStore(r5.2, v + 32 * vStride)
