@@ -176,6 +176,21 @@ def emit(m, t):
            prologue + two_d(f"WinogradInputTile{a}.bt", a, a, in_ptr,
                             lambda i, j, x: f"winogradStore({x}, v + {i * a + j} * vStride)"))
     w("")
+    # The same from two tile rows: lanes 0..3 from `lo`, lanes 4..7 from
+    # `hi` (four tiles per row, as on a 13x13 plane with F(4, 3)).
+    prologue = [f"let p{i} = lo[{i}]" for i in range(a)] + [f"let q{i} = hi[{i}]" for i in range(a)]
+    prologue += [f"let {x}{i}_{f} = {x}{i} + {f} * run" for x in "pq" for i in range(a) for f in range(1, m)]
+    def pair_ptr(i, j):
+        lo = f"p{i}" if j % m == 0 else f"p{i}_{j % m}"
+        hi = f"q{i}" if j % m == 0 else f"q{i}_{j % m}"
+        d = f" + {j // m}" if j // m else ""
+        return f"winogradLoadPair({lo}{d}, {hi}{d})"
+    method(["    /// `input` on four tiles of each of two tile rows: lanes 0..3 read",
+            "    /// through `lo`, lanes 4..7 through `hi` (each laid out as `rows`)."],
+           "inputPair(_ lo: UnsafePointer<UnsafePointer<Float>>, _ hi: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)",
+           prologue + two_d(f"WinogradInputTile{a}.bt", a, a, pair_ptr,
+                            lambda i, j, x: f"winogradStore({x}, v + {i * a + j} * vStride)"))
+    w("")
     method(["    /// Y = A^T M A + bias for eight tiles: position xi is read at",
             "    /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`."],
            "output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>)",
@@ -203,6 +218,7 @@ def main():
     print("    static var taps: Int { get }")
     print("    typealias S = SIMD8<Float>")
     print("    static func input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)")
+    print("    static func inputPair(_ lo: UnsafePointer<UnsafePointer<Float>>, _ hi: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)")
     print("    static func output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>)")
     print("    static func filter(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, uStride: Int)")
     print("}")
@@ -211,6 +227,13 @@ def main():
     print("@inline(__always)")
     print("func winogradLoad(_ p: UnsafePointer<Float>) -> SIMD8<Float> {")
     print("    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)")
+    print("}")
+    print("")
+    print("/// Four floats at lo (lanes 0..3) and four at hi (lanes 4..7).")
+    print("@inline(__always)")
+    print("func winogradLoadPair(_ lo: UnsafePointer<Float>, _ hi: UnsafePointer<Float>) -> SIMD8<Float> {")
+    print("    SIMD8(lowHalf: UnsafeRawPointer(lo).loadUnaligned(as: SIMD4<Float>.self),")
+    print("          highHalf: UnsafeRawPointer(hi).loadUnaligned(as: SIMD4<Float>.self))")
     print("}")
     print("")
     print("/// Stores eight floats at p (any alignment).")

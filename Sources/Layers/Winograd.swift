@@ -200,24 +200,40 @@ private func winogradFilterTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
         let taps = UnsafeMutablePointer<Float>.allocate(capacity: 8 * t * t)
         let partial = UnsafeMutablePointer<Float>.allocate(capacity: 8 * W.alpha * W.alpha)
         defer { taps.deallocate(); partial.deallocate() }
+        // Kernel offsets of the t x t taps of one view pair (-1: a zero tap).
+        let index = UnsafeMutablePointer<Int>.allocate(capacity: t * t)
+        defer { index.deallocate() }
         let range = denseSlice(count, part, parts)
         var f0 = range.lowerBound
         while f0 < range.upperBound {
             let lanes = min(8, range.upperBound - f0)
-            for l in 0..<lanes {
+            // Lanes of one filter row and input view are consecutive input
+            // channels, a fixed distance apart in the weights.
+            var l = 0
+            while l < lanes {
                 let fl = f0 + l, row = fl / inRows, inRow = fl - row * inRows
                 let g = row / outRows, outRow = row - g * outRows
-                let ov = outRow / p.k, iv = inRow / p.c
-                let src = filter(g, outRow - ov * p.k, inRow - iv * p.c)
+                let ov = outRow / p.k, iv = inRow / p.c, o = outRow - ov * p.k, c = inRow - iv * p.c
+                let run = min(lanes - l, p.c - c)
+                let src = filter(g, o, c), stride = run > 1 ? filter(g, o, c + 1) - src : 0
                 let y0 = outViews[ov].tapY + inViews[iv].tapY, x0 = outViews[ov].tapX + inViews[iv].tapX
                 for i in 0..<t {
                     let ky = y0 + i * p.tapStep
                     for j in 0..<t {
                         let kx = x0 + j * p.tapStep
                         let inside = ky >= 0 && ky < p.kernelH && kx >= 0 && kx < p.kernelW
-                        taps[8 * (i * t + j) + l] = inside ? src[ky * p.kernelW + kx] : 0
+                        index[i * t + j] = inside ? ky * p.kernelW + kx : -1
                     }
                 }
+                for tap in 0..<(t * t) {
+                    let at = index[tap], dst = taps + 8 * tap + l
+                    if at < 0 {
+                        dst.update(repeating: 0, count: run)
+                    } else {
+                        for r in 0..<run { dst[r] = src[r * stride + at] }
+                    }
+                }
+                l += run
             }
             if lanes == 8 {
                 W.filter(taps, u + f0, uStride: count)
@@ -231,10 +247,12 @@ private func winogradFilterTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
 }
 
 /// V[xi][g*inRows + row][tile] = (B^T d B)[xi] for `images` images from x,
-/// eight tiles of a tile row at a time. Each virtual row of a plane is
-/// first split once into its m column phases (zero outside the image), so
-/// column j of tiles tx..tx+7 in that row is the contiguous run phase
-/// (j mod m) from tx + j / m.
+/// eight tiles at a time: eight of a tile row, or four of each of two tile
+/// rows when a row has exactly four (13 x 13 planes with F(4, 3)), so that
+/// no lane is wasted there. Each virtual row of a plane is first split
+/// once into its m column phases (zero outside the image), so column j of
+/// tiles tx..tx+7 in that row is the contiguous run phase (j mod m) from
+/// tx + j / m.
 private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPass, images: Int,
                                                      x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>) {
     let a = W.alpha, m = W.m
@@ -242,14 +260,31 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
     let h = p.h, w = p.w, step = p.inStep, views = p.inViews
     let rowsAll = p.groups * p.inRows, vStride = rowsAll * tiles
     let runs = tw + (a - 1) / m + 9, rowFloats = m * runs
+    let pairs = tw == 4
     // Valid virtual rows/columns of a phase q: step * v + q < size.
     let validH = views.map { (h - $0.qy + step - 1) / step }, validW = views.map { (w - $0.qx + step - 1) / step }
     let maxRows = validH.max() ?? 0
+    // Column phase f of a row of view vi: run index t is virtual column
+    // m t + startX + f, valid for t in bounds[vi * m + f]; `shared[vi]` is
+    // the range where all phases are valid, in whole blocks of eight.
+    var bounds: [Range<Int>] = [], shared: [Range<Int>] = []
+    for (vi, view) in views.enumerated() {
+        var lo = 0, hi = runs
+        for f in 0..<m {
+            let c0 = view.startX + f
+            let first = min(runs, max(0, denseCeilDiv(-c0, m)))
+            let end = max(first, min(runs, denseFloorDivMod(validW[vi] - 1 - c0, m).q + 1))
+            bounds.append(first..<end)
+            lo = max(lo, first); hi = min(hi, end)
+        }
+        shared.append(lo..<(lo + max(0, hi - lo) / 8 * 8))
+    }
     denseParallel(work: rowsAll * tiles * a * a) { part, parts in
         // The split rows of one plane, then one row of zeros.
         let split = UnsafeMutablePointer<Float>.allocate(capacity: (maxRows + 1) * rowFloats)
-        let rowsOfTile = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 2 * a)
-        let rowsAt = rowsOfTile + a   // rowsOfTile advanced to the block's first tile
+        // Rows of the tiles of tile row ty (a pointers), then those of ty + 1.
+        let rowsOfTile = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 4 * a)
+        let rowsAt = rowsOfTile + 2 * a   // rowsOfTile advanced to the block's first tile
         let spare = UnsafeMutablePointer<Float>.allocate(capacity: 8 * a * a)
         defer { split.deallocate(); rowsOfTile.deallocate(); spare.deallocate() }
         for unit in denseSlice(rowsAll * images, part, parts) {
@@ -258,34 +293,26 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
             let vi = inRow / p.c, view = views[vi], ch = g * p.c + inRow - vi * p.c
             let plane = x + (n * p.groups * p.c + ch) * h * w
             let out = v + row * tiles + n * th * tw
-            let vh = validH[vi], vw = validW[vi]
+            let vh = validH[vi]
             let zeros = split + vh * rowFloats
             zeros.update(repeating: 0, count: rowFloats)
-            // Phase f of a row: t -> virtual column m t + startX + f, valid for t in lo[f]..<hi[f].
-            let c0 = view.startX
-            @inline(__always) func bounds(_ f: Int) -> (Int, Int) {
-                let lo = min(runs, max(0, denseCeilDiv(-(c0 + f), m)))
-                return (lo, max(lo, min(runs, denseFloorDivMod(vw - 1 - c0 - f, m).q + 1)))
-            }
+            let c0 = view.startX, phase = bounds.withUnsafeBufferPointer { $0.baseAddress! + vi * m }
+            let vector = shared[vi]
             for vy in 0..<vh {
                 let src = plane + (step * vy + view.qy) * w + view.qx, dst = split + vy * rowFloats
-                var f = 0
                 if step == 1 && (m == 2 || m == 4) {
                     // All phases at once: 8 m contiguous floats give 8 of each.
-                    var vlo = 0, common = runs
-                    for f in 0..<m { let (lo, hi) = bounds(f); vlo = max(vlo, lo); common = min(common, hi) }
-                    let vhi = vlo + max(0, common - vlo) / 8 * 8
                     dst.update(repeating: 0, count: m * runs)
-                    var t = vlo
+                    var t = vector.lowerBound
                     if m == 2 {
-                        while t < vhi {
+                        while t < vector.upperBound {
                             let q = UnsafeRawPointer(src + 2 * t + c0).loadUnaligned(as: SIMD16<Float>.self)
                             UnsafeMutableRawPointer(dst + t).storeBytes(of: q.evenHalf, as: SIMD8<Float>.self)
                             UnsafeMutableRawPointer(dst + runs + t).storeBytes(of: q.oddHalf, as: SIMD8<Float>.self)
                             t += 8
                         }
                     } else {
-                        while t < vhi {
+                        while t < vector.upperBound {
                             let q = UnsafeRawPointer(src + 4 * t + c0).loadUnaligned(as: SIMD32<Float>.self)
                             let even = q.evenHalf, odd = q.oddHalf
                             UnsafeMutableRawPointer(dst + t).storeBytes(of: even.evenHalf, as: SIMD8<Float>.self)
@@ -297,30 +324,53 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
                     }
                     // The rest of each phase's valid range, one by one.
                     for f in 0..<m {
-                        let (lo, hi) = bounds(f), d = dst + f * runs, sp = src + c0 + f
-                        for t in lo..<max(lo, min(hi, vlo)) { d[t] = sp[m * t] }
-                        for t in max(lo, vhi)..<max(lo, vhi, hi) { d[t] = sp[m * t] }
+                        let r = phase[f], d = dst + f * runs, sp = src + c0 + f
+                        for t in r.lowerBound..<max(r.lowerBound, min(r.upperBound, vector.lowerBound)) { d[t] = sp[m * t] }
+                        for t in max(r.lowerBound, vector.upperBound)..<max(r.lowerBound, vector.upperBound, r.upperBound) {
+                            d[t] = sp[m * t]
+                        }
                     }
-                    f = m
-                }
-                while f < m {
-                    let (lo, hi) = bounds(f), d = dst + f * runs
-                    d.update(repeating: 0, count: lo)
-                    let sp = src + step * (m * lo + c0 + f), stride = step * m
-                    if stride == 1 {
-                        d.advanced(by: lo).update(from: sp, count: hi - lo)
-                    } else {
-                        for t in 0..<(hi - lo) { d[lo + t] = sp[t * stride] }
+                } else {
+                    for f in 0..<m {
+                        let r = phase[f], d = dst + f * runs
+                        d.update(repeating: 0, count: r.lowerBound)
+                        let sp = src + step * (m * r.lowerBound + c0 + f), stride = step * m
+                        if stride == 1 {
+                            d.advanced(by: r.lowerBound).update(from: sp, count: r.count)
+                        } else {
+                            for t in 0..<r.count { d[r.lowerBound + t] = sp[t * stride] }
+                        }
+                        d.advanced(by: r.upperBound).update(repeating: 0, count: runs - r.upperBound)
                     }
-                    d.advanced(by: hi).update(repeating: 0, count: runs - hi)
-                    f += 1
                 }
             }
-            for ty in 0..<th {
+            // Rows of tile row ty: `rowsOfTile + a * slot`.
+            @inline(__always) func setRows(_ ty: Int, slot: Int) {
                 for i in 0..<a {
                     let vy = m * ty + view.startY + i
-                    rowsOfTile[i] = UnsafePointer(vy >= 0 && vy < vh ? split + vy * rowFloats : zeros)
+                    rowsOfTile[a * slot + i] = UnsafePointer(vy >= 0 && vy < vh ? split + vy * rowFloats : zeros)
                 }
+            }
+            if pairs {
+                // Tile rows ty and ty + 1, four tiles each.
+                var ty = 0
+                while ty < th {
+                    setRows(ty, slot: 0)
+                    let both = ty + 1 < th
+                    setRows(both ? ty + 1 : ty, slot: 1)
+                    let o = out + ty * 4
+                    if both {
+                        W.inputPair(rowsOfTile, rowsOfTile + a, run: runs, o, vStride: vStride)
+                    } else {
+                        W.inputPair(rowsOfTile, rowsOfTile + a, run: runs, spare, vStride: 8)
+                        for xi in 0..<(a * a) { (o + xi * vStride).update(from: spare + 8 * xi, count: 4) }
+                    }
+                    ty += 2
+                }
+                continue
+            }
+            for ty in 0..<th {
+                setRows(ty, slot: 0)
                 var tx = 0
                 while tx < tw {
                     let o = out + ty * tw + tx, lanes = min(8, tw - tx)
@@ -344,16 +394,18 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
 
 /// y = A^T M A for every tile of `images` images, written through the
 /// output views (clipped to the plane), plus the bias of each channel.
+/// Eight consecutive tiles of a plane at a time, across tile rows, so no
+/// lane is wasted when a row has fewer than eight tiles.
 /// `mm` has 8 floats of slack at the end (whole-vector reads).
 private func winogradOutputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPass, images: Int,
                                                       _ mm: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                                       bias: UnsafePointer<Float>?) {
     let m = W.m
-    let th = p.tilesH, tw = p.tilesW, tiles = images * th * tw
+    let th = p.tilesH, tw = p.tilesW, perImage = th * tw, tiles = images * perImage
     let kAll = p.groups * p.k, rowsAll = p.groups * p.outRows, mStride = rowsAll * tiles
     let oh = p.oh, ow = p.ow, outH = p.outH, outW = p.outW, step = p.outStep, views = p.outViews
     denseParallel(work: mStride * W.alpha * W.alpha) { part, parts in
-        // One row of m x 8 results of a tile row, interleaved as in the output.
+        // One row of m x 8 results, interleaved as in the output: res[i][m l + j].
         let res = UnsafeMutablePointer<Float>.allocate(capacity: m * m * 8)
         // The m x m result vectors as computed (stored whole, so the
         // transform stays in vector registers), then interleaved into res.
@@ -366,38 +418,68 @@ private func winogradOutputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
             let plane = y + (n * kAll + ch) * outH * outW
             let bv = SIMD8<Float>(repeating: bias?[ch] ?? 0)
             for (vi, view) in views.enumerated() {
-                let src = mm + (g * p.outRows + vi * p.k + kk) * tiles + n * th * tw
+                let src = mm + (g * p.outRows + vi * p.k + kk) * tiles + n * perImage
                 // Virtual columns vx in [cLo, cHi) land in the plane: 0 <= step vx + offX < outW.
                 let cLo = max(0, denseCeilDiv(-view.offX, step))
                 let cHi = min(ow, denseFloorDivMod(outW - 1 - view.offX, step).q + 1)
-                for ty in 0..<th {
-                    var tx = 0
-                    while tx < tw {
-                        let s = src + ty * tw + tx
-                        W.output(s, mStride: mStride, bias: bv, lanes)
-                        // res[i][m l + j] = lane l of result (i, j).
-                        for i in 0..<m {
-                            for l in 0..<8 {
-                                for j in 0..<m { res[(i * 8 + l) * m + j] = lanes[8 * (i * m + j) + l] }
-                            }
-                        }
-                        // Virtual columns m tx ..< m (tx + 8) of this block.
-                        let lo = max(cLo, m * tx), hi = min(cHi, m * (tx + 8))
+                var q0 = 0
+                while q0 < perImage {
+                    W.output(src + q0, mStride: mStride, bias: bv, lanes)
+                    winogradInterleave(m, lanes, res)
+                    // The block's lanes, a run of consecutive tiles of one tile row at a time.
+                    var l = 0
+                    while l < 8 && q0 + l < perImage {
+                        let q = q0 + l, ty = q / tw, tx = q - ty * tw
+                        let count = min(8 - l, tw - tx, perImage - q)
+                        // Virtual columns m tx ..< m (tx + count) from lane l on.
+                        let lo = max(cLo, m * tx), hi = min(cHi, m * (tx + count))
                         if lo < hi {
                             for i in 0..<m {
                                 let vy = m * ty + i, ry = step * vy + view.offY
                                 guard vy < oh, ry >= 0, ry < outH else { continue }
-                                let row = plane + ry * outW + view.offX, r = res + i * 8 * m - m * tx
+                                let row = plane + ry * outW + view.offX, r = res + i * 8 * m + m * (l - tx)
                                 if step == 1 {
-                                    row.advanced(by: lo).update(from: r + lo, count: hi - lo)
+                                    denseCopyRun(row + lo, r + lo, hi - lo)
                                 } else {
                                     for vx in lo..<hi { row[step * vx] = r[vx] }
                                 }
                             }
                         }
-                        tx += 8
+                        l += count
                     }
+                    q0 += 8
                 }
+            }
+        }
+    }
+}
+
+/// res[i][m l + j] = lanes[i][j][l] for the m x m result vectors of eight
+/// tiles: each row of results as laid out in the output. m = 2 and 4
+/// interleave whole vectors (even/odd lanes); other m one float at a time.
+@inline(__always)
+private func winogradInterleave(_ m: Int, _ lanes: UnsafePointer<Float>, _ res: UnsafeMutablePointer<Float>) {
+    @inline(__always) func load(_ k: Int) -> SIMD8<Float> { winogradLoad(lanes + 8 * k) }
+    switch m {
+    case 2:
+        for i in 0..<2 {
+            var r = SIMD16<Float>()
+            r.evenHalf = load(2 * i); r.oddHalf = load(2 * i + 1)
+            UnsafeMutableRawPointer(res + 16 * i).storeBytes(of: r, as: SIMD16<Float>.self)
+        }
+    case 4:
+        for i in 0..<4 {
+            // Columns 0 and 2, 1 and 3, then those pairs: lane l's four in a row.
+            var a = SIMD16<Float>(), b = SIMD16<Float>(), r = SIMD32<Float>()
+            a.evenHalf = load(4 * i); a.oddHalf = load(4 * i + 2)
+            b.evenHalf = load(4 * i + 1); b.oddHalf = load(4 * i + 3)
+            r.evenHalf = a; r.oddHalf = b
+            UnsafeMutableRawPointer(res + 32 * i).storeBytes(of: r, as: SIMD32<Float>.self)
+        }
+    default:
+        for i in 0..<m {
+            for l in 0..<8 {
+                for j in 0..<m { res[(i * 8 + l) * m + j] = lanes[8 * (i * m + j) + l] }
             }
         }
     }

@@ -9,6 +9,7 @@ protocol WinogradTile {
     static var taps: Int { get }
     typealias S = SIMD8<Float>
     static func input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)
+    static func inputPair(_ lo: UnsafePointer<UnsafePointer<Float>>, _ hi: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)
     static func output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>)
     static func filter(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, uStride: Int)
 }
@@ -17,6 +18,13 @@ protocol WinogradTile {
 @inline(__always)
 func winogradLoad(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+/// Four floats at lo (lanes 0..3) and four at hi (lanes 4..7).
+@inline(__always)
+func winogradLoadPair(_ lo: UnsafePointer<Float>, _ hi: UnsafePointer<Float>) -> SIMD8<Float> {
+    SIMD8(lowHalf: UnsafeRawPointer(lo).loadUnaligned(as: SIMD4<Float>.self),
+          highHalf: UnsafeRawPointer(hi).loadUnaligned(as: SIMD4<Float>.self))
 }
 
 /// Stores eight floats at p (any alignment).
@@ -161,6 +169,52 @@ enum WinogradF2x3: WinogradTile {
         let c1 = WinogradInputTile4.bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1))
         let c2 = WinogradInputTile4.bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1))
         let c3 = WinogradInputTile4.bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1))
+        let r0 = WinogradInputTile4.bt(c0.0, c1.0, c2.0, c3.0)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
+        let r1 = WinogradInputTile4.bt(c0.1, c1.1, c2.1, c3.1)
+        winogradStore(r1.0, v + 4 * vStride)
+        winogradStore(r1.1, v + 5 * vStride)
+        winogradStore(r1.2, v + 6 * vStride)
+        winogradStore(r1.3, v + 7 * vStride)
+        let r2 = WinogradInputTile4.bt(c0.2, c1.2, c2.2, c3.2)
+        winogradStore(r2.0, v + 8 * vStride)
+        winogradStore(r2.1, v + 9 * vStride)
+        winogradStore(r2.2, v + 10 * vStride)
+        winogradStore(r2.3, v + 11 * vStride)
+        let r3 = WinogradInputTile4.bt(c0.3, c1.3, c2.3, c3.3)
+        winogradStore(r3.0, v + 12 * vStride)
+        winogradStore(r3.1, v + 13 * vStride)
+        winogradStore(r3.2, v + 14 * vStride)
+        winogradStore(r3.3, v + 15 * vStride)
+    }
+
+    /// `input` on four tiles of each of two tile rows: lanes 0..3 read
+    /// through `lo`, lanes 4..7 through `hi` (each laid out as `rows`).
+    @inline(__always)
+    static func inputPair(_ lo: UnsafePointer<UnsafePointer<Float>>, _ hi: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = lo[0]
+        let p1 = lo[1]
+        let p2 = lo[2]
+        let p3 = lo[3]
+        let q0 = hi[0]
+        let q1 = hi[1]
+        let q2 = hi[2]
+        let q3 = hi[3]
+        let p0_1 = p0 + 1 * run
+        let p1_1 = p1 + 1 * run
+        let p2_1 = p2 + 1 * run
+        let p3_1 = p3 + 1 * run
+        let q0_1 = q0 + 1 * run
+        let q1_1 = q1 + 1 * run
+        let q2_1 = q2 + 1 * run
+        let q3_1 = q3 + 1 * run
+        let c0 = WinogradInputTile4.bt(winogradLoadPair(p0, q0), winogradLoadPair(p1, q1), winogradLoadPair(p2, q2), winogradLoadPair(p3, q3))
+        let c1 = WinogradInputTile4.bt(winogradLoadPair(p0_1, q0_1), winogradLoadPair(p1_1, q1_1), winogradLoadPair(p2_1, q2_1), winogradLoadPair(p3_1, q3_1))
+        let c2 = WinogradInputTile4.bt(winogradLoadPair(p0 + 1, q0 + 1), winogradLoadPair(p1 + 1, q1 + 1), winogradLoadPair(p2 + 1, q2 + 1), winogradLoadPair(p3 + 1, q3 + 1))
+        let c3 = WinogradInputTile4.bt(winogradLoadPair(p0_1 + 1, q0_1 + 1), winogradLoadPair(p1_1 + 1, q1_1 + 1), winogradLoadPair(p2_1 + 1, q2_1 + 1), winogradLoadPair(p3_1 + 1, q3_1 + 1))
         let r0 = WinogradInputTile4.bt(c0.0, c1.0, c2.0, c3.0)
         winogradStore(r0.0, v + 0 * vStride)
         winogradStore(r0.1, v + 1 * vStride)
@@ -367,6 +421,108 @@ enum WinogradF4x3: WinogradTile {
         winogradStore(r5.5, v + 35 * vStride)
     }
 
+    /// `input` on four tiles of each of two tile rows: lanes 0..3 read
+    /// through `lo`, lanes 4..7 through `hi` (each laid out as `rows`).
+    @inline(__always)
+    static func inputPair(_ lo: UnsafePointer<UnsafePointer<Float>>, _ hi: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = lo[0]
+        let p1 = lo[1]
+        let p2 = lo[2]
+        let p3 = lo[3]
+        let p4 = lo[4]
+        let p5 = lo[5]
+        let q0 = hi[0]
+        let q1 = hi[1]
+        let q2 = hi[2]
+        let q3 = hi[3]
+        let q4 = hi[4]
+        let q5 = hi[5]
+        let p0_1 = p0 + 1 * run
+        let p0_2 = p0 + 2 * run
+        let p0_3 = p0 + 3 * run
+        let p1_1 = p1 + 1 * run
+        let p1_2 = p1 + 2 * run
+        let p1_3 = p1 + 3 * run
+        let p2_1 = p2 + 1 * run
+        let p2_2 = p2 + 2 * run
+        let p2_3 = p2 + 3 * run
+        let p3_1 = p3 + 1 * run
+        let p3_2 = p3 + 2 * run
+        let p3_3 = p3 + 3 * run
+        let p4_1 = p4 + 1 * run
+        let p4_2 = p4 + 2 * run
+        let p4_3 = p4 + 3 * run
+        let p5_1 = p5 + 1 * run
+        let p5_2 = p5 + 2 * run
+        let p5_3 = p5 + 3 * run
+        let q0_1 = q0 + 1 * run
+        let q0_2 = q0 + 2 * run
+        let q0_3 = q0 + 3 * run
+        let q1_1 = q1 + 1 * run
+        let q1_2 = q1 + 2 * run
+        let q1_3 = q1 + 3 * run
+        let q2_1 = q2 + 1 * run
+        let q2_2 = q2 + 2 * run
+        let q2_3 = q2 + 3 * run
+        let q3_1 = q3 + 1 * run
+        let q3_2 = q3 + 2 * run
+        let q3_3 = q3 + 3 * run
+        let q4_1 = q4 + 1 * run
+        let q4_2 = q4 + 2 * run
+        let q4_3 = q4 + 3 * run
+        let q5_1 = q5 + 1 * run
+        let q5_2 = q5 + 2 * run
+        let q5_3 = q5 + 3 * run
+        let c0 = WinogradInputTile6.bt(winogradLoadPair(p0, q0), winogradLoadPair(p1, q1), winogradLoadPair(p2, q2), winogradLoadPair(p3, q3), winogradLoadPair(p4, q4), winogradLoadPair(p5, q5))
+        let c1 = WinogradInputTile6.bt(winogradLoadPair(p0_1, q0_1), winogradLoadPair(p1_1, q1_1), winogradLoadPair(p2_1, q2_1), winogradLoadPair(p3_1, q3_1), winogradLoadPair(p4_1, q4_1), winogradLoadPair(p5_1, q5_1))
+        let c2 = WinogradInputTile6.bt(winogradLoadPair(p0_2, q0_2), winogradLoadPair(p1_2, q1_2), winogradLoadPair(p2_2, q2_2), winogradLoadPair(p3_2, q3_2), winogradLoadPair(p4_2, q4_2), winogradLoadPair(p5_2, q5_2))
+        let c3 = WinogradInputTile6.bt(winogradLoadPair(p0_3, q0_3), winogradLoadPair(p1_3, q1_3), winogradLoadPair(p2_3, q2_3), winogradLoadPair(p3_3, q3_3), winogradLoadPair(p4_3, q4_3), winogradLoadPair(p5_3, q5_3))
+        let c4 = WinogradInputTile6.bt(winogradLoadPair(p0 + 1, q0 + 1), winogradLoadPair(p1 + 1, q1 + 1), winogradLoadPair(p2 + 1, q2 + 1), winogradLoadPair(p3 + 1, q3 + 1), winogradLoadPair(p4 + 1, q4 + 1), winogradLoadPair(p5 + 1, q5 + 1))
+        let c5 = WinogradInputTile6.bt(winogradLoadPair(p0_1 + 1, q0_1 + 1), winogradLoadPair(p1_1 + 1, q1_1 + 1), winogradLoadPair(p2_1 + 1, q2_1 + 1), winogradLoadPair(p3_1 + 1, q3_1 + 1), winogradLoadPair(p4_1 + 1, q4_1 + 1), winogradLoadPair(p5_1 + 1, q5_1 + 1))
+        let r0 = WinogradInputTile6.bt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
+        winogradStore(r0.4, v + 4 * vStride)
+        winogradStore(r0.5, v + 5 * vStride)
+        let r1 = WinogradInputTile6.bt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
+        winogradStore(r1.0, v + 6 * vStride)
+        winogradStore(r1.1, v + 7 * vStride)
+        winogradStore(r1.2, v + 8 * vStride)
+        winogradStore(r1.3, v + 9 * vStride)
+        winogradStore(r1.4, v + 10 * vStride)
+        winogradStore(r1.5, v + 11 * vStride)
+        let r2 = WinogradInputTile6.bt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)
+        winogradStore(r2.0, v + 12 * vStride)
+        winogradStore(r2.1, v + 13 * vStride)
+        winogradStore(r2.2, v + 14 * vStride)
+        winogradStore(r2.3, v + 15 * vStride)
+        winogradStore(r2.4, v + 16 * vStride)
+        winogradStore(r2.5, v + 17 * vStride)
+        let r3 = WinogradInputTile6.bt(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)
+        winogradStore(r3.0, v + 18 * vStride)
+        winogradStore(r3.1, v + 19 * vStride)
+        winogradStore(r3.2, v + 20 * vStride)
+        winogradStore(r3.3, v + 21 * vStride)
+        winogradStore(r3.4, v + 22 * vStride)
+        winogradStore(r3.5, v + 23 * vStride)
+        let r4 = WinogradInputTile6.bt(c0.4, c1.4, c2.4, c3.4, c4.4, c5.4)
+        winogradStore(r4.0, v + 24 * vStride)
+        winogradStore(r4.1, v + 25 * vStride)
+        winogradStore(r4.2, v + 26 * vStride)
+        winogradStore(r4.3, v + 27 * vStride)
+        winogradStore(r4.4, v + 28 * vStride)
+        winogradStore(r4.5, v + 29 * vStride)
+        let r5 = WinogradInputTile6.bt(c0.5, c1.5, c2.5, c3.5, c4.5, c5.5)
+        winogradStore(r5.0, v + 30 * vStride)
+        winogradStore(r5.1, v + 31 * vStride)
+        winogradStore(r5.2, v + 32 * vStride)
+        winogradStore(r5.3, v + 33 * vStride)
+        winogradStore(r5.4, v + 34 * vStride)
+        winogradStore(r5.5, v + 35 * vStride)
+    }
+
     /// Y = A^T M A + bias for eight tiles: position xi is read at
     /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`.
     @inline(__always)
@@ -523,6 +679,60 @@ enum WinogradF3x2: WinogradTile {
         winogradStore(r3.3, v + 15 * vStride)
     }
 
+    /// `input` on four tiles of each of two tile rows: lanes 0..3 read
+    /// through `lo`, lanes 4..7 through `hi` (each laid out as `rows`).
+    @inline(__always)
+    static func inputPair(_ lo: UnsafePointer<UnsafePointer<Float>>, _ hi: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = lo[0]
+        let p1 = lo[1]
+        let p2 = lo[2]
+        let p3 = lo[3]
+        let q0 = hi[0]
+        let q1 = hi[1]
+        let q2 = hi[2]
+        let q3 = hi[3]
+        let p0_1 = p0 + 1 * run
+        let p0_2 = p0 + 2 * run
+        let p1_1 = p1 + 1 * run
+        let p1_2 = p1 + 2 * run
+        let p2_1 = p2 + 1 * run
+        let p2_2 = p2 + 2 * run
+        let p3_1 = p3 + 1 * run
+        let p3_2 = p3 + 2 * run
+        let q0_1 = q0 + 1 * run
+        let q0_2 = q0 + 2 * run
+        let q1_1 = q1 + 1 * run
+        let q1_2 = q1 + 2 * run
+        let q2_1 = q2 + 1 * run
+        let q2_2 = q2 + 2 * run
+        let q3_1 = q3 + 1 * run
+        let q3_2 = q3 + 2 * run
+        let c0 = WinogradInputTile4.bt(winogradLoadPair(p0, q0), winogradLoadPair(p1, q1), winogradLoadPair(p2, q2), winogradLoadPair(p3, q3))
+        let c1 = WinogradInputTile4.bt(winogradLoadPair(p0_1, q0_1), winogradLoadPair(p1_1, q1_1), winogradLoadPair(p2_1, q2_1), winogradLoadPair(p3_1, q3_1))
+        let c2 = WinogradInputTile4.bt(winogradLoadPair(p0_2, q0_2), winogradLoadPair(p1_2, q1_2), winogradLoadPair(p2_2, q2_2), winogradLoadPair(p3_2, q3_2))
+        let c3 = WinogradInputTile4.bt(winogradLoadPair(p0 + 1, q0 + 1), winogradLoadPair(p1 + 1, q1 + 1), winogradLoadPair(p2 + 1, q2 + 1), winogradLoadPair(p3 + 1, q3 + 1))
+        let r0 = WinogradInputTile4.bt(c0.0, c1.0, c2.0, c3.0)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
+        let r1 = WinogradInputTile4.bt(c0.1, c1.1, c2.1, c3.1)
+        winogradStore(r1.0, v + 4 * vStride)
+        winogradStore(r1.1, v + 5 * vStride)
+        winogradStore(r1.2, v + 6 * vStride)
+        winogradStore(r1.3, v + 7 * vStride)
+        let r2 = WinogradInputTile4.bt(c0.2, c1.2, c2.2, c3.2)
+        winogradStore(r2.0, v + 8 * vStride)
+        winogradStore(r2.1, v + 9 * vStride)
+        winogradStore(r2.2, v + 10 * vStride)
+        winogradStore(r2.3, v + 11 * vStride)
+        let r3 = WinogradInputTile4.bt(c0.3, c1.3, c2.3, c3.3)
+        winogradStore(r3.0, v + 12 * vStride)
+        winogradStore(r3.1, v + 13 * vStride)
+        winogradStore(r3.2, v + 14 * vStride)
+        winogradStore(r3.3, v + 15 * vStride)
+    }
+
     /// Y = A^T M A + bias for eight tiles: position xi is read at
     /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`.
     @inline(__always)
@@ -645,6 +855,87 @@ enum WinogradF4x2: WinogradTile {
         let c2 = WinogradInputTile5.bt(winogradLoad(p0_2), winogradLoad(p1_2), winogradLoad(p2_2), winogradLoad(p3_2), winogradLoad(p4_2))
         let c3 = WinogradInputTile5.bt(winogradLoad(p0_3), winogradLoad(p1_3), winogradLoad(p2_3), winogradLoad(p3_3), winogradLoad(p4_3))
         let c4 = WinogradInputTile5.bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1))
+        let r0 = WinogradInputTile5.bt(c0.0, c1.0, c2.0, c3.0, c4.0)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
+        winogradStore(r0.4, v + 4 * vStride)
+        let r1 = WinogradInputTile5.bt(c0.1, c1.1, c2.1, c3.1, c4.1)
+        winogradStore(r1.0, v + 5 * vStride)
+        winogradStore(r1.1, v + 6 * vStride)
+        winogradStore(r1.2, v + 7 * vStride)
+        winogradStore(r1.3, v + 8 * vStride)
+        winogradStore(r1.4, v + 9 * vStride)
+        let r2 = WinogradInputTile5.bt(c0.2, c1.2, c2.2, c3.2, c4.2)
+        winogradStore(r2.0, v + 10 * vStride)
+        winogradStore(r2.1, v + 11 * vStride)
+        winogradStore(r2.2, v + 12 * vStride)
+        winogradStore(r2.3, v + 13 * vStride)
+        winogradStore(r2.4, v + 14 * vStride)
+        let r3 = WinogradInputTile5.bt(c0.3, c1.3, c2.3, c3.3, c4.3)
+        winogradStore(r3.0, v + 15 * vStride)
+        winogradStore(r3.1, v + 16 * vStride)
+        winogradStore(r3.2, v + 17 * vStride)
+        winogradStore(r3.3, v + 18 * vStride)
+        winogradStore(r3.4, v + 19 * vStride)
+        let r4 = WinogradInputTile5.bt(c0.4, c1.4, c2.4, c3.4, c4.4)
+        winogradStore(r4.0, v + 20 * vStride)
+        winogradStore(r4.1, v + 21 * vStride)
+        winogradStore(r4.2, v + 22 * vStride)
+        winogradStore(r4.3, v + 23 * vStride)
+        winogradStore(r4.4, v + 24 * vStride)
+    }
+
+    /// `input` on four tiles of each of two tile rows: lanes 0..3 read
+    /// through `lo`, lanes 4..7 through `hi` (each laid out as `rows`).
+    @inline(__always)
+    static func inputPair(_ lo: UnsafePointer<UnsafePointer<Float>>, _ hi: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = lo[0]
+        let p1 = lo[1]
+        let p2 = lo[2]
+        let p3 = lo[3]
+        let p4 = lo[4]
+        let q0 = hi[0]
+        let q1 = hi[1]
+        let q2 = hi[2]
+        let q3 = hi[3]
+        let q4 = hi[4]
+        let p0_1 = p0 + 1 * run
+        let p0_2 = p0 + 2 * run
+        let p0_3 = p0 + 3 * run
+        let p1_1 = p1 + 1 * run
+        let p1_2 = p1 + 2 * run
+        let p1_3 = p1 + 3 * run
+        let p2_1 = p2 + 1 * run
+        let p2_2 = p2 + 2 * run
+        let p2_3 = p2 + 3 * run
+        let p3_1 = p3 + 1 * run
+        let p3_2 = p3 + 2 * run
+        let p3_3 = p3 + 3 * run
+        let p4_1 = p4 + 1 * run
+        let p4_2 = p4 + 2 * run
+        let p4_3 = p4 + 3 * run
+        let q0_1 = q0 + 1 * run
+        let q0_2 = q0 + 2 * run
+        let q0_3 = q0 + 3 * run
+        let q1_1 = q1 + 1 * run
+        let q1_2 = q1 + 2 * run
+        let q1_3 = q1 + 3 * run
+        let q2_1 = q2 + 1 * run
+        let q2_2 = q2 + 2 * run
+        let q2_3 = q2 + 3 * run
+        let q3_1 = q3 + 1 * run
+        let q3_2 = q3 + 2 * run
+        let q3_3 = q3 + 3 * run
+        let q4_1 = q4 + 1 * run
+        let q4_2 = q4 + 2 * run
+        let q4_3 = q4 + 3 * run
+        let c0 = WinogradInputTile5.bt(winogradLoadPair(p0, q0), winogradLoadPair(p1, q1), winogradLoadPair(p2, q2), winogradLoadPair(p3, q3), winogradLoadPair(p4, q4))
+        let c1 = WinogradInputTile5.bt(winogradLoadPair(p0_1, q0_1), winogradLoadPair(p1_1, q1_1), winogradLoadPair(p2_1, q2_1), winogradLoadPair(p3_1, q3_1), winogradLoadPair(p4_1, q4_1))
+        let c2 = WinogradInputTile5.bt(winogradLoadPair(p0_2, q0_2), winogradLoadPair(p1_2, q1_2), winogradLoadPair(p2_2, q2_2), winogradLoadPair(p3_2, q3_2), winogradLoadPair(p4_2, q4_2))
+        let c3 = WinogradInputTile5.bt(winogradLoadPair(p0_3, q0_3), winogradLoadPair(p1_3, q1_3), winogradLoadPair(p2_3, q2_3), winogradLoadPair(p3_3, q3_3), winogradLoadPair(p4_3, q4_3))
+        let c4 = WinogradInputTile5.bt(winogradLoadPair(p0 + 1, q0 + 1), winogradLoadPair(p1 + 1, q1 + 1), winogradLoadPair(p2 + 1, q2 + 1), winogradLoadPair(p3 + 1, q3 + 1), winogradLoadPair(p4 + 1, q4 + 1))
         let r0 = WinogradInputTile5.bt(c0.0, c1.0, c2.0, c3.0, c4.0)
         winogradStore(r0.0, v + 0 * vStride)
         winogradStore(r0.1, v + 1 * vStride)
@@ -846,6 +1137,67 @@ enum WinogradF2x4: WinogradTile {
         winogradStore(r4.4, v + 24 * vStride)
     }
 
+    /// `input` on four tiles of each of two tile rows: lanes 0..3 read
+    /// through `lo`, lanes 4..7 through `hi` (each laid out as `rows`).
+    @inline(__always)
+    static func inputPair(_ lo: UnsafePointer<UnsafePointer<Float>>, _ hi: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = lo[0]
+        let p1 = lo[1]
+        let p2 = lo[2]
+        let p3 = lo[3]
+        let p4 = lo[4]
+        let q0 = hi[0]
+        let q1 = hi[1]
+        let q2 = hi[2]
+        let q3 = hi[3]
+        let q4 = hi[4]
+        let p0_1 = p0 + 1 * run
+        let p1_1 = p1 + 1 * run
+        let p2_1 = p2 + 1 * run
+        let p3_1 = p3 + 1 * run
+        let p4_1 = p4 + 1 * run
+        let q0_1 = q0 + 1 * run
+        let q1_1 = q1 + 1 * run
+        let q2_1 = q2 + 1 * run
+        let q3_1 = q3 + 1 * run
+        let q4_1 = q4 + 1 * run
+        let c0 = WinogradInputTile5.bt(winogradLoadPair(p0, q0), winogradLoadPair(p1, q1), winogradLoadPair(p2, q2), winogradLoadPair(p3, q3), winogradLoadPair(p4, q4))
+        let c1 = WinogradInputTile5.bt(winogradLoadPair(p0_1, q0_1), winogradLoadPair(p1_1, q1_1), winogradLoadPair(p2_1, q2_1), winogradLoadPair(p3_1, q3_1), winogradLoadPair(p4_1, q4_1))
+        let c2 = WinogradInputTile5.bt(winogradLoadPair(p0 + 1, q0 + 1), winogradLoadPair(p1 + 1, q1 + 1), winogradLoadPair(p2 + 1, q2 + 1), winogradLoadPair(p3 + 1, q3 + 1), winogradLoadPair(p4 + 1, q4 + 1))
+        let c3 = WinogradInputTile5.bt(winogradLoadPair(p0_1 + 1, q0_1 + 1), winogradLoadPair(p1_1 + 1, q1_1 + 1), winogradLoadPair(p2_1 + 1, q2_1 + 1), winogradLoadPair(p3_1 + 1, q3_1 + 1), winogradLoadPair(p4_1 + 1, q4_1 + 1))
+        let c4 = WinogradInputTile5.bt(winogradLoadPair(p0 + 2, q0 + 2), winogradLoadPair(p1 + 2, q1 + 2), winogradLoadPair(p2 + 2, q2 + 2), winogradLoadPair(p3 + 2, q3 + 2), winogradLoadPair(p4 + 2, q4 + 2))
+        let r0 = WinogradInputTile5.bt(c0.0, c1.0, c2.0, c3.0, c4.0)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
+        winogradStore(r0.4, v + 4 * vStride)
+        let r1 = WinogradInputTile5.bt(c0.1, c1.1, c2.1, c3.1, c4.1)
+        winogradStore(r1.0, v + 5 * vStride)
+        winogradStore(r1.1, v + 6 * vStride)
+        winogradStore(r1.2, v + 7 * vStride)
+        winogradStore(r1.3, v + 8 * vStride)
+        winogradStore(r1.4, v + 9 * vStride)
+        let r2 = WinogradInputTile5.bt(c0.2, c1.2, c2.2, c3.2, c4.2)
+        winogradStore(r2.0, v + 10 * vStride)
+        winogradStore(r2.1, v + 11 * vStride)
+        winogradStore(r2.2, v + 12 * vStride)
+        winogradStore(r2.3, v + 13 * vStride)
+        winogradStore(r2.4, v + 14 * vStride)
+        let r3 = WinogradInputTile5.bt(c0.3, c1.3, c2.3, c3.3, c4.3)
+        winogradStore(r3.0, v + 15 * vStride)
+        winogradStore(r3.1, v + 16 * vStride)
+        winogradStore(r3.2, v + 17 * vStride)
+        winogradStore(r3.3, v + 18 * vStride)
+        winogradStore(r3.4, v + 19 * vStride)
+        let r4 = WinogradInputTile5.bt(c0.4, c1.4, c2.4, c3.4, c4.4)
+        winogradStore(r4.0, v + 20 * vStride)
+        winogradStore(r4.1, v + 21 * vStride)
+        winogradStore(r4.2, v + 22 * vStride)
+        winogradStore(r4.3, v + 23 * vStride)
+        winogradStore(r4.4, v + 24 * vStride)
+    }
+
     /// Y = A^T M A + bias for eight tiles: position xi is read at
     /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`.
     @inline(__always)
@@ -992,6 +1344,84 @@ enum WinogradF2x5: WinogradTile {
         let c3 = WinogradInputTile6.bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1), winogradLoad(p4_1 + 1), winogradLoad(p5_1 + 1))
         let c4 = WinogradInputTile6.bt(winogradLoad(p0 + 2), winogradLoad(p1 + 2), winogradLoad(p2 + 2), winogradLoad(p3 + 2), winogradLoad(p4 + 2), winogradLoad(p5 + 2))
         let c5 = WinogradInputTile6.bt(winogradLoad(p0_1 + 2), winogradLoad(p1_1 + 2), winogradLoad(p2_1 + 2), winogradLoad(p3_1 + 2), winogradLoad(p4_1 + 2), winogradLoad(p5_1 + 2))
+        let r0 = WinogradInputTile6.bt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
+        winogradStore(r0.4, v + 4 * vStride)
+        winogradStore(r0.5, v + 5 * vStride)
+        let r1 = WinogradInputTile6.bt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1)
+        winogradStore(r1.0, v + 6 * vStride)
+        winogradStore(r1.1, v + 7 * vStride)
+        winogradStore(r1.2, v + 8 * vStride)
+        winogradStore(r1.3, v + 9 * vStride)
+        winogradStore(r1.4, v + 10 * vStride)
+        winogradStore(r1.5, v + 11 * vStride)
+        let r2 = WinogradInputTile6.bt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2)
+        winogradStore(r2.0, v + 12 * vStride)
+        winogradStore(r2.1, v + 13 * vStride)
+        winogradStore(r2.2, v + 14 * vStride)
+        winogradStore(r2.3, v + 15 * vStride)
+        winogradStore(r2.4, v + 16 * vStride)
+        winogradStore(r2.5, v + 17 * vStride)
+        let r3 = WinogradInputTile6.bt(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3)
+        winogradStore(r3.0, v + 18 * vStride)
+        winogradStore(r3.1, v + 19 * vStride)
+        winogradStore(r3.2, v + 20 * vStride)
+        winogradStore(r3.3, v + 21 * vStride)
+        winogradStore(r3.4, v + 22 * vStride)
+        winogradStore(r3.5, v + 23 * vStride)
+        let r4 = WinogradInputTile6.bt(c0.4, c1.4, c2.4, c3.4, c4.4, c5.4)
+        winogradStore(r4.0, v + 24 * vStride)
+        winogradStore(r4.1, v + 25 * vStride)
+        winogradStore(r4.2, v + 26 * vStride)
+        winogradStore(r4.3, v + 27 * vStride)
+        winogradStore(r4.4, v + 28 * vStride)
+        winogradStore(r4.5, v + 29 * vStride)
+        let r5 = WinogradInputTile6.bt(c0.5, c1.5, c2.5, c3.5, c4.5, c5.5)
+        winogradStore(r5.0, v + 30 * vStride)
+        winogradStore(r5.1, v + 31 * vStride)
+        winogradStore(r5.2, v + 32 * vStride)
+        winogradStore(r5.3, v + 33 * vStride)
+        winogradStore(r5.4, v + 34 * vStride)
+        winogradStore(r5.5, v + 35 * vStride)
+    }
+
+    /// `input` on four tiles of each of two tile rows: lanes 0..3 read
+    /// through `lo`, lanes 4..7 through `hi` (each laid out as `rows`).
+    @inline(__always)
+    static func inputPair(_ lo: UnsafePointer<UnsafePointer<Float>>, _ hi: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = lo[0]
+        let p1 = lo[1]
+        let p2 = lo[2]
+        let p3 = lo[3]
+        let p4 = lo[4]
+        let p5 = lo[5]
+        let q0 = hi[0]
+        let q1 = hi[1]
+        let q2 = hi[2]
+        let q3 = hi[3]
+        let q4 = hi[4]
+        let q5 = hi[5]
+        let p0_1 = p0 + 1 * run
+        let p1_1 = p1 + 1 * run
+        let p2_1 = p2 + 1 * run
+        let p3_1 = p3 + 1 * run
+        let p4_1 = p4 + 1 * run
+        let p5_1 = p5 + 1 * run
+        let q0_1 = q0 + 1 * run
+        let q1_1 = q1 + 1 * run
+        let q2_1 = q2 + 1 * run
+        let q3_1 = q3 + 1 * run
+        let q4_1 = q4 + 1 * run
+        let q5_1 = q5 + 1 * run
+        let c0 = WinogradInputTile6.bt(winogradLoadPair(p0, q0), winogradLoadPair(p1, q1), winogradLoadPair(p2, q2), winogradLoadPair(p3, q3), winogradLoadPair(p4, q4), winogradLoadPair(p5, q5))
+        let c1 = WinogradInputTile6.bt(winogradLoadPair(p0_1, q0_1), winogradLoadPair(p1_1, q1_1), winogradLoadPair(p2_1, q2_1), winogradLoadPair(p3_1, q3_1), winogradLoadPair(p4_1, q4_1), winogradLoadPair(p5_1, q5_1))
+        let c2 = WinogradInputTile6.bt(winogradLoadPair(p0 + 1, q0 + 1), winogradLoadPair(p1 + 1, q1 + 1), winogradLoadPair(p2 + 1, q2 + 1), winogradLoadPair(p3 + 1, q3 + 1), winogradLoadPair(p4 + 1, q4 + 1), winogradLoadPair(p5 + 1, q5 + 1))
+        let c3 = WinogradInputTile6.bt(winogradLoadPair(p0_1 + 1, q0_1 + 1), winogradLoadPair(p1_1 + 1, q1_1 + 1), winogradLoadPair(p2_1 + 1, q2_1 + 1), winogradLoadPair(p3_1 + 1, q3_1 + 1), winogradLoadPair(p4_1 + 1, q4_1 + 1), winogradLoadPair(p5_1 + 1, q5_1 + 1))
+        let c4 = WinogradInputTile6.bt(winogradLoadPair(p0 + 2, q0 + 2), winogradLoadPair(p1 + 2, q1 + 2), winogradLoadPair(p2 + 2, q2 + 2), winogradLoadPair(p3 + 2, q3 + 2), winogradLoadPair(p4 + 2, q4 + 2), winogradLoadPair(p5 + 2, q5 + 2))
+        let c5 = WinogradInputTile6.bt(winogradLoadPair(p0_1 + 2, q0_1 + 2), winogradLoadPair(p1_1 + 2, q1_1 + 2), winogradLoadPair(p2_1 + 2, q2_1 + 2), winogradLoadPair(p3_1 + 2, q3_1 + 2), winogradLoadPair(p4_1 + 2, q4_1 + 2), winogradLoadPair(p5_1 + 2, q5_1 + 2))
         let r0 = WinogradInputTile6.bt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0)
         winogradStore(r0.0, v + 0 * vStride)
         winogradStore(r0.1, v + 1 * vStride)

@@ -350,6 +350,12 @@ struct DenseLayerTests {
             ([2, 16, 24, 23], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 1, pw: 1)),
             ([2, 32, 26, 27], ConvCfg(cout: 32, group: 2, kh: 3, kw: 3, ph: 0, pw: 2, bias: false)),
             ([3, 16, 48, 47], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
+            // Four tiles per tile row (CaffeNet's 13x13 conv3-5): the input
+            // transform takes two tile rows per vector, the output transform
+            // eight tiles across rows; an even and an odd number of tile rows.
+            ([3, 16, 13, 13], ConvCfg(cout: 16, group: 2, kh: 3, kw: 3, ph: 1, pw: 1)),
+            ([2, 16, 9, 16], ConvCfg(cout: 24, kh: 3, kw: 3, ph: 1, pw: 1, bias: false)),
+            ([2, 16, 10, 8], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 2, pw: 1)),
             // Kernels padded with zero taps to a whole number of strides:
             // CaffeNet's conv1 (11x11 stride 4: 16 phases of 3x3, the 3
             // channels give 48 GEMM rows), 3x3 and 7x7 stride 2.
@@ -434,6 +440,10 @@ struct DenseLayerTests {
             // generator's deconv1-3 at batch 10) and F(4x4, 3x3).
             ([4, 16, 24, 23], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
             ([2, 16, 22, 24], ConvCfg(cout: 20, kh: 3, kw: 3, ph: 1, pw: 1)),
+            // Four tiles per tile row (two rows per input vector): the
+            // generator's deconv3 dx (16x16 phases, F(4x4, 2x2)) and 13x13.
+            ([2, 16, 16, 16], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
+            ([3, 16, 13, 13], ConvCfg(cout: 16, group: 2, kh: 3, kw: 3, ph: 1, pw: 1, bias: false)),
             // Kernels padded with zero taps to a whole number of strides.
             ([2, 16, 9, 10], ConvCfg(cout: 16, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1)),
             ([1, 16, 8, 8], ConvCfg(cout: 4, kh: 5, kw: 5, sh: 3, sw: 3, ph: 1, pw: 0)),
