@@ -15,8 +15,8 @@ Regenerate after changing the points or the set of transforms:
 """
 from fractions import Fraction
 
-POINTS = [Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2)]
-TRANSFORMS = [(2, 3), (4, 3), (3, 2), (4, 2), (2, 4), (2, 5)]   # (m, T)
+POINTS = [Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2), Fraction(1, 2), Fraction(-1, 2)]
+TRANSFORMS = [(2, 3), (4, 3), (3, 2), (4, 2), (2, 4), (2, 5), (4, 5)]   # (m, T)
 
 
 def poly(roots):

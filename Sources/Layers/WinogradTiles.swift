@@ -120,6 +120,81 @@ enum WinogradInputTile6 {
     }
 }
 
+/// The input transform of 8x8 tiles, shared by F(4, 5).
+enum WinogradInputTile8 {
+    typealias S = SIMD8<Float>
+
+    /// B^T x: one column or row of an input tile.
+    @inline(__always)
+    static func bt(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S, _ x5: S, _ x6: S, _ x7: S) -> (S, S, S, S, S, S, S, S) {
+        let y0_1: S = (Float(21) / 4) * x4
+        let y0_a1: S = x0 + y0_1
+        let y0_2: S = (Float(21) / 4) * x2
+        let y0_a2: S = y0_a1 - y0_2
+        let y0_a3: S = y0_a2 - x6
+        let y1_0: S = (Float(17) / 4) * x3
+        let y1_1: S = (Float(17) / 4) * x4
+        let y1_a1: S = y1_0 + y1_1
+        let y1_a2: S = y1_a1 - x1
+        let y1_a3: S = y1_a2 - x2
+        let y1_a4: S = y1_a3 - x5
+        let y1_a5: S = y1_a4 - x6
+        let y2_1: S = (Float(17) / 4) * x4
+        let y2_a1: S = x1 + y2_1
+        let y2_a2: S = y2_a1 + x5
+        let y2_a3: S = y2_a2 - x2
+        let y2_4: S = (Float(17) / 4) * x3
+        let y2_a4: S = y2_a3 - y2_4
+        let y2_a5: S = y2_a4 - x6
+        let y3_0: S = (Float(1) / 2) * x1
+        let y3_1: S = (Float(1) / 4) * x2
+        let y3_a1: S = y3_0 + y3_1
+        let y3_2: S = (2 as Float) * x5
+        let y3_a2: S = y3_a1 + y3_2
+        let y3_a3: S = y3_a2 + x6
+        let y3_4: S = (Float(5) / 2) * x3
+        let y3_a4: S = y3_a3 - y3_4
+        let y3_5: S = (Float(5) / 4) * x4
+        let y3_a5: S = y3_a4 - y3_5
+        let y4_0: S = (Float(1) / 4) * x2
+        let y4_1: S = (Float(5) / 2) * x3
+        let y4_a1: S = y4_0 + y4_1
+        let y4_a2: S = y4_a1 + x6
+        let y4_3: S = (Float(1) / 2) * x1
+        let y4_a3: S = y4_a2 - y4_3
+        let y4_4: S = (Float(5) / 4) * x4
+        let y4_a4: S = y4_a3 - y4_4
+        let y4_5: S = (2 as Float) * x5
+        let y4_a5: S = y4_a4 - y4_5
+        let y5_0: S = (2 as Float) * x1
+        let y5_1: S = (4 as Float) * x2
+        let y5_a1: S = y5_0 + y5_1
+        let y5_2: S = (Float(1) / 2) * x5
+        let y5_a2: S = y5_a1 + y5_2
+        let y5_a3: S = y5_a2 + x6
+        let y5_4: S = (Float(5) / 2) * x3
+        let y5_a4: S = y5_a3 - y5_4
+        let y5_5: S = (5 as Float) * x4
+        let y5_a5: S = y5_a4 - y5_5
+        let y6_0: S = (4 as Float) * x2
+        let y6_1: S = (Float(5) / 2) * x3
+        let y6_a1: S = y6_0 + y6_1
+        let y6_a2: S = y6_a1 + x6
+        let y6_3: S = (2 as Float) * x1
+        let y6_a3: S = y6_a2 - y6_3
+        let y6_4: S = (5 as Float) * x4
+        let y6_a4: S = y6_a3 - y6_4
+        let y6_5: S = (Float(1) / 2) * x5
+        let y6_a5: S = y6_a4 - y6_5
+        let y7_0: S = (Float(21) / 4) * x3
+        let y7_a1: S = y7_0 + x7
+        let y7_a2: S = y7_a1 - x1
+        let y7_3: S = (Float(21) / 4) * x5
+        let y7_a3: S = y7_a2 - y7_3
+        return (y0_a3, y1_a5, y2_a5, y3_a5, y4_a5, y5_a5, y6_a5, y7_a3)
+    }
+}
+
 /// F(2, 3): 2x2 outputs from 4x4 inputs and 3x3 taps.
 enum WinogradF2x3: WinogradTile {
     static var m: Int { 2 }
@@ -1535,5 +1610,498 @@ enum WinogradF2x5: WinogradTile {
         winogradStore(r5.3, u + 33 * uStride)
         winogradStore(r5.4, u + 34 * uStride)
         winogradStore(r5.5, u + 35 * uStride)
+    }
+}
+
+/// F(4, 5): 4x4 outputs from 8x8 inputs and 5x5 taps.
+enum WinogradF4x5: WinogradTile {
+    static var m: Int { 4 }
+    static var taps: Int { 5 }
+
+    /// A^T x: one column or row of a product tile.
+    @inline(__always)
+    static func at(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S, _ x5: S, _ x6: S, _ x7: S) -> (S, S, S, S) {
+        let y0_a1: S = x0 + x1
+        let y0_a2: S = y0_a1 + x2
+        let y0_a3: S = y0_a2 + x3
+        let y0_a4: S = y0_a3 + x4
+        let y0_a5: S = y0_a4 + x5
+        let y0_a6: S = y0_a5 + x6
+        let y1_1: S = (2 as Float) * x3
+        let y1_a1: S = x1 + y1_1
+        let y1_2: S = (Float(1) / 2) * x5
+        let y1_a2: S = y1_a1 + y1_2
+        let y1_a3: S = y1_a2 - x2
+        let y1_4: S = (2 as Float) * x4
+        let y1_a4: S = y1_a3 - y1_4
+        let y1_5: S = (Float(1) / 2) * x6
+        let y1_a5: S = y1_a4 - y1_5
+        let y2_a1: S = x1 + x2
+        let y2_2: S = (4 as Float) * x3
+        let y2_a2: S = y2_a1 + y2_2
+        let y2_3: S = (4 as Float) * x4
+        let y2_a3: S = y2_a2 + y2_3
+        let y2_4: S = (Float(1) / 4) * x5
+        let y2_a4: S = y2_a3 + y2_4
+        let y2_5: S = (Float(1) / 4) * x6
+        let y2_a5: S = y2_a4 + y2_5
+        let y3_1: S = (8 as Float) * x3
+        let y3_a1: S = x1 + y3_1
+        let y3_2: S = (Float(1) / 8) * x5
+        let y3_a2: S = y3_a1 + y3_2
+        let y3_a3: S = y3_a2 + x7
+        let y3_a4: S = y3_a3 - x2
+        let y3_5: S = (8 as Float) * x4
+        let y3_a5: S = y3_a4 - y3_5
+        let y3_6: S = (Float(1) / 8) * x6
+        let y3_a6: S = y3_a5 - y3_6
+        return (y0_a6, y1_a5, y2_a5, y3_a6)
+    }
+
+    /// G x: one column or row of a filter.
+    @inline(__always)
+    static func gg(_ x0: S, _ x1: S, _ x2: S, _ x3: S, _ x4: S) -> (S, S, S, S, S, S, S, S) {
+        let y1_0: S = (Float(2) / 9) * x0
+        let y1_1: S = (Float(2) / 9) * x1
+        let y1_a1: S = y1_0 + y1_1
+        let y1_2: S = (Float(2) / 9) * x2
+        let y1_a2: S = y1_a1 + y1_2
+        let y1_3: S = (Float(2) / 9) * x3
+        let y1_a3: S = y1_a2 + y1_3
+        let y1_4: S = (Float(2) / 9) * x4
+        let y1_a4: S = y1_a3 + y1_4
+        let y2_0: S = (Float(2) / 9) * x0
+        let y2_1: S = (Float(2) / 9) * x2
+        let y2_a1: S = y2_0 + y2_1
+        let y2_2: S = (Float(2) / 9) * x4
+        let y2_a2: S = y2_a1 + y2_2
+        let y2_3: S = (Float(2) / 9) * x1
+        let y2_a3: S = y2_a2 - y2_3
+        let y2_4: S = (Float(2) / 9) * x3
+        let y2_a4: S = y2_a3 - y2_4
+        let y3_0: S = (Float(1) / 90) * x0
+        let y3_1: S = (Float(1) / 45) * x1
+        let y3_a1: S = y3_0 + y3_1
+        let y3_2: S = (Float(2) / 45) * x2
+        let y3_a2: S = y3_a1 + y3_2
+        let y3_3: S = (Float(4) / 45) * x3
+        let y3_a3: S = y3_a2 + y3_3
+        let y3_4: S = (Float(8) / 45) * x4
+        let y3_a4: S = y3_a3 + y3_4
+        let y4_0: S = (Float(1) / 90) * x0
+        let y4_1: S = (Float(2) / 45) * x2
+        let y4_a1: S = y4_0 + y4_1
+        let y4_2: S = (Float(8) / 45) * x4
+        let y4_a2: S = y4_a1 + y4_2
+        let y4_3: S = (Float(1) / 45) * x1
+        let y4_a3: S = y4_a2 - y4_3
+        let y4_4: S = (Float(4) / 45) * x3
+        let y4_a4: S = y4_a3 - y4_4
+        let y5_0: S = (Float(32) / 45) * x0
+        let y5_1: S = (Float(16) / 45) * x1
+        let y5_a1: S = y5_0 + y5_1
+        let y5_2: S = (Float(8) / 45) * x2
+        let y5_a2: S = y5_a1 + y5_2
+        let y5_3: S = (Float(4) / 45) * x3
+        let y5_a3: S = y5_a2 + y5_3
+        let y5_4: S = (Float(2) / 45) * x4
+        let y5_a4: S = y5_a3 + y5_4
+        let y6_0: S = (Float(32) / 45) * x0
+        let y6_1: S = (Float(8) / 45) * x2
+        let y6_a1: S = y6_0 + y6_1
+        let y6_2: S = (Float(2) / 45) * x4
+        let y6_a2: S = y6_a1 + y6_2
+        let y6_3: S = (Float(16) / 45) * x1
+        let y6_a3: S = y6_a2 - y6_3
+        let y6_4: S = (Float(4) / 45) * x3
+        let y6_a4: S = y6_a3 - y6_4
+        return (x0, y1_a4, y2_a4, y3_a4, y4_a4, y5_a4, y6_a4, x4)
+    }
+
+    /// V = B^T d B for eight tiles. Input row i of the tiles starts at
+    /// `rows[i]`, split into m phases of `run` floats: column j is at
+    /// phase j % m, offset j / m. Position xi = i * alpha + j goes to
+    /// `v + xi * vStride` (eight floats).
+    @inline(__always)
+    static func input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = rows[0]
+        let p1 = rows[1]
+        let p2 = rows[2]
+        let p3 = rows[3]
+        let p4 = rows[4]
+        let p5 = rows[5]
+        let p6 = rows[6]
+        let p7 = rows[7]
+        let p0_1 = p0 + 1 * run
+        let p0_2 = p0 + 2 * run
+        let p0_3 = p0 + 3 * run
+        let p1_1 = p1 + 1 * run
+        let p1_2 = p1 + 2 * run
+        let p1_3 = p1 + 3 * run
+        let p2_1 = p2 + 1 * run
+        let p2_2 = p2 + 2 * run
+        let p2_3 = p2 + 3 * run
+        let p3_1 = p3 + 1 * run
+        let p3_2 = p3 + 2 * run
+        let p3_3 = p3 + 3 * run
+        let p4_1 = p4 + 1 * run
+        let p4_2 = p4 + 2 * run
+        let p4_3 = p4 + 3 * run
+        let p5_1 = p5 + 1 * run
+        let p5_2 = p5 + 2 * run
+        let p5_3 = p5 + 3 * run
+        let p6_1 = p6 + 1 * run
+        let p6_2 = p6 + 2 * run
+        let p6_3 = p6 + 3 * run
+        let p7_1 = p7 + 1 * run
+        let p7_2 = p7 + 2 * run
+        let p7_3 = p7 + 3 * run
+        let c0 = WinogradInputTile8.bt(winogradLoad(p0), winogradLoad(p1), winogradLoad(p2), winogradLoad(p3), winogradLoad(p4), winogradLoad(p5), winogradLoad(p6), winogradLoad(p7))
+        let c1 = WinogradInputTile8.bt(winogradLoad(p0_1), winogradLoad(p1_1), winogradLoad(p2_1), winogradLoad(p3_1), winogradLoad(p4_1), winogradLoad(p5_1), winogradLoad(p6_1), winogradLoad(p7_1))
+        let c2 = WinogradInputTile8.bt(winogradLoad(p0_2), winogradLoad(p1_2), winogradLoad(p2_2), winogradLoad(p3_2), winogradLoad(p4_2), winogradLoad(p5_2), winogradLoad(p6_2), winogradLoad(p7_2))
+        let c3 = WinogradInputTile8.bt(winogradLoad(p0_3), winogradLoad(p1_3), winogradLoad(p2_3), winogradLoad(p3_3), winogradLoad(p4_3), winogradLoad(p5_3), winogradLoad(p6_3), winogradLoad(p7_3))
+        let c4 = WinogradInputTile8.bt(winogradLoad(p0 + 1), winogradLoad(p1 + 1), winogradLoad(p2 + 1), winogradLoad(p3 + 1), winogradLoad(p4 + 1), winogradLoad(p5 + 1), winogradLoad(p6 + 1), winogradLoad(p7 + 1))
+        let c5 = WinogradInputTile8.bt(winogradLoad(p0_1 + 1), winogradLoad(p1_1 + 1), winogradLoad(p2_1 + 1), winogradLoad(p3_1 + 1), winogradLoad(p4_1 + 1), winogradLoad(p5_1 + 1), winogradLoad(p6_1 + 1), winogradLoad(p7_1 + 1))
+        let c6 = WinogradInputTile8.bt(winogradLoad(p0_2 + 1), winogradLoad(p1_2 + 1), winogradLoad(p2_2 + 1), winogradLoad(p3_2 + 1), winogradLoad(p4_2 + 1), winogradLoad(p5_2 + 1), winogradLoad(p6_2 + 1), winogradLoad(p7_2 + 1))
+        let c7 = WinogradInputTile8.bt(winogradLoad(p0_3 + 1), winogradLoad(p1_3 + 1), winogradLoad(p2_3 + 1), winogradLoad(p3_3 + 1), winogradLoad(p4_3 + 1), winogradLoad(p5_3 + 1), winogradLoad(p6_3 + 1), winogradLoad(p7_3 + 1))
+        let r0 = WinogradInputTile8.bt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0, c6.0, c7.0)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
+        winogradStore(r0.4, v + 4 * vStride)
+        winogradStore(r0.5, v + 5 * vStride)
+        winogradStore(r0.6, v + 6 * vStride)
+        winogradStore(r0.7, v + 7 * vStride)
+        let r1 = WinogradInputTile8.bt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1, c6.1, c7.1)
+        winogradStore(r1.0, v + 8 * vStride)
+        winogradStore(r1.1, v + 9 * vStride)
+        winogradStore(r1.2, v + 10 * vStride)
+        winogradStore(r1.3, v + 11 * vStride)
+        winogradStore(r1.4, v + 12 * vStride)
+        winogradStore(r1.5, v + 13 * vStride)
+        winogradStore(r1.6, v + 14 * vStride)
+        winogradStore(r1.7, v + 15 * vStride)
+        let r2 = WinogradInputTile8.bt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2, c6.2, c7.2)
+        winogradStore(r2.0, v + 16 * vStride)
+        winogradStore(r2.1, v + 17 * vStride)
+        winogradStore(r2.2, v + 18 * vStride)
+        winogradStore(r2.3, v + 19 * vStride)
+        winogradStore(r2.4, v + 20 * vStride)
+        winogradStore(r2.5, v + 21 * vStride)
+        winogradStore(r2.6, v + 22 * vStride)
+        winogradStore(r2.7, v + 23 * vStride)
+        let r3 = WinogradInputTile8.bt(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3, c6.3, c7.3)
+        winogradStore(r3.0, v + 24 * vStride)
+        winogradStore(r3.1, v + 25 * vStride)
+        winogradStore(r3.2, v + 26 * vStride)
+        winogradStore(r3.3, v + 27 * vStride)
+        winogradStore(r3.4, v + 28 * vStride)
+        winogradStore(r3.5, v + 29 * vStride)
+        winogradStore(r3.6, v + 30 * vStride)
+        winogradStore(r3.7, v + 31 * vStride)
+        let r4 = WinogradInputTile8.bt(c0.4, c1.4, c2.4, c3.4, c4.4, c5.4, c6.4, c7.4)
+        winogradStore(r4.0, v + 32 * vStride)
+        winogradStore(r4.1, v + 33 * vStride)
+        winogradStore(r4.2, v + 34 * vStride)
+        winogradStore(r4.3, v + 35 * vStride)
+        winogradStore(r4.4, v + 36 * vStride)
+        winogradStore(r4.5, v + 37 * vStride)
+        winogradStore(r4.6, v + 38 * vStride)
+        winogradStore(r4.7, v + 39 * vStride)
+        let r5 = WinogradInputTile8.bt(c0.5, c1.5, c2.5, c3.5, c4.5, c5.5, c6.5, c7.5)
+        winogradStore(r5.0, v + 40 * vStride)
+        winogradStore(r5.1, v + 41 * vStride)
+        winogradStore(r5.2, v + 42 * vStride)
+        winogradStore(r5.3, v + 43 * vStride)
+        winogradStore(r5.4, v + 44 * vStride)
+        winogradStore(r5.5, v + 45 * vStride)
+        winogradStore(r5.6, v + 46 * vStride)
+        winogradStore(r5.7, v + 47 * vStride)
+        let r6 = WinogradInputTile8.bt(c0.6, c1.6, c2.6, c3.6, c4.6, c5.6, c6.6, c7.6)
+        winogradStore(r6.0, v + 48 * vStride)
+        winogradStore(r6.1, v + 49 * vStride)
+        winogradStore(r6.2, v + 50 * vStride)
+        winogradStore(r6.3, v + 51 * vStride)
+        winogradStore(r6.4, v + 52 * vStride)
+        winogradStore(r6.5, v + 53 * vStride)
+        winogradStore(r6.6, v + 54 * vStride)
+        winogradStore(r6.7, v + 55 * vStride)
+        let r7 = WinogradInputTile8.bt(c0.7, c1.7, c2.7, c3.7, c4.7, c5.7, c6.7, c7.7)
+        winogradStore(r7.0, v + 56 * vStride)
+        winogradStore(r7.1, v + 57 * vStride)
+        winogradStore(r7.2, v + 58 * vStride)
+        winogradStore(r7.3, v + 59 * vStride)
+        winogradStore(r7.4, v + 60 * vStride)
+        winogradStore(r7.5, v + 61 * vStride)
+        winogradStore(r7.6, v + 62 * vStride)
+        winogradStore(r7.7, v + 63 * vStride)
+    }
+
+    /// `input` on four tiles of each of two tile rows: lanes 0..3 read
+    /// through `lo`, lanes 4..7 through `hi` (each laid out as `rows`).
+    @inline(__always)
+    static func inputPair(_ lo: UnsafePointer<UnsafePointer<Float>>, _ hi: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int) {
+        let p0 = lo[0]
+        let p1 = lo[1]
+        let p2 = lo[2]
+        let p3 = lo[3]
+        let p4 = lo[4]
+        let p5 = lo[5]
+        let p6 = lo[6]
+        let p7 = lo[7]
+        let q0 = hi[0]
+        let q1 = hi[1]
+        let q2 = hi[2]
+        let q3 = hi[3]
+        let q4 = hi[4]
+        let q5 = hi[5]
+        let q6 = hi[6]
+        let q7 = hi[7]
+        let p0_1 = p0 + 1 * run
+        let p0_2 = p0 + 2 * run
+        let p0_3 = p0 + 3 * run
+        let p1_1 = p1 + 1 * run
+        let p1_2 = p1 + 2 * run
+        let p1_3 = p1 + 3 * run
+        let p2_1 = p2 + 1 * run
+        let p2_2 = p2 + 2 * run
+        let p2_3 = p2 + 3 * run
+        let p3_1 = p3 + 1 * run
+        let p3_2 = p3 + 2 * run
+        let p3_3 = p3 + 3 * run
+        let p4_1 = p4 + 1 * run
+        let p4_2 = p4 + 2 * run
+        let p4_3 = p4 + 3 * run
+        let p5_1 = p5 + 1 * run
+        let p5_2 = p5 + 2 * run
+        let p5_3 = p5 + 3 * run
+        let p6_1 = p6 + 1 * run
+        let p6_2 = p6 + 2 * run
+        let p6_3 = p6 + 3 * run
+        let p7_1 = p7 + 1 * run
+        let p7_2 = p7 + 2 * run
+        let p7_3 = p7 + 3 * run
+        let q0_1 = q0 + 1 * run
+        let q0_2 = q0 + 2 * run
+        let q0_3 = q0 + 3 * run
+        let q1_1 = q1 + 1 * run
+        let q1_2 = q1 + 2 * run
+        let q1_3 = q1 + 3 * run
+        let q2_1 = q2 + 1 * run
+        let q2_2 = q2 + 2 * run
+        let q2_3 = q2 + 3 * run
+        let q3_1 = q3 + 1 * run
+        let q3_2 = q3 + 2 * run
+        let q3_3 = q3 + 3 * run
+        let q4_1 = q4 + 1 * run
+        let q4_2 = q4 + 2 * run
+        let q4_3 = q4 + 3 * run
+        let q5_1 = q5 + 1 * run
+        let q5_2 = q5 + 2 * run
+        let q5_3 = q5 + 3 * run
+        let q6_1 = q6 + 1 * run
+        let q6_2 = q6 + 2 * run
+        let q6_3 = q6 + 3 * run
+        let q7_1 = q7 + 1 * run
+        let q7_2 = q7 + 2 * run
+        let q7_3 = q7 + 3 * run
+        let c0 = WinogradInputTile8.bt(winogradLoadPair(p0, q0), winogradLoadPair(p1, q1), winogradLoadPair(p2, q2), winogradLoadPair(p3, q3), winogradLoadPair(p4, q4), winogradLoadPair(p5, q5), winogradLoadPair(p6, q6), winogradLoadPair(p7, q7))
+        let c1 = WinogradInputTile8.bt(winogradLoadPair(p0_1, q0_1), winogradLoadPair(p1_1, q1_1), winogradLoadPair(p2_1, q2_1), winogradLoadPair(p3_1, q3_1), winogradLoadPair(p4_1, q4_1), winogradLoadPair(p5_1, q5_1), winogradLoadPair(p6_1, q6_1), winogradLoadPair(p7_1, q7_1))
+        let c2 = WinogradInputTile8.bt(winogradLoadPair(p0_2, q0_2), winogradLoadPair(p1_2, q1_2), winogradLoadPair(p2_2, q2_2), winogradLoadPair(p3_2, q3_2), winogradLoadPair(p4_2, q4_2), winogradLoadPair(p5_2, q5_2), winogradLoadPair(p6_2, q6_2), winogradLoadPair(p7_2, q7_2))
+        let c3 = WinogradInputTile8.bt(winogradLoadPair(p0_3, q0_3), winogradLoadPair(p1_3, q1_3), winogradLoadPair(p2_3, q2_3), winogradLoadPair(p3_3, q3_3), winogradLoadPair(p4_3, q4_3), winogradLoadPair(p5_3, q5_3), winogradLoadPair(p6_3, q6_3), winogradLoadPair(p7_3, q7_3))
+        let c4 = WinogradInputTile8.bt(winogradLoadPair(p0 + 1, q0 + 1), winogradLoadPair(p1 + 1, q1 + 1), winogradLoadPair(p2 + 1, q2 + 1), winogradLoadPair(p3 + 1, q3 + 1), winogradLoadPair(p4 + 1, q4 + 1), winogradLoadPair(p5 + 1, q5 + 1), winogradLoadPair(p6 + 1, q6 + 1), winogradLoadPair(p7 + 1, q7 + 1))
+        let c5 = WinogradInputTile8.bt(winogradLoadPair(p0_1 + 1, q0_1 + 1), winogradLoadPair(p1_1 + 1, q1_1 + 1), winogradLoadPair(p2_1 + 1, q2_1 + 1), winogradLoadPair(p3_1 + 1, q3_1 + 1), winogradLoadPair(p4_1 + 1, q4_1 + 1), winogradLoadPair(p5_1 + 1, q5_1 + 1), winogradLoadPair(p6_1 + 1, q6_1 + 1), winogradLoadPair(p7_1 + 1, q7_1 + 1))
+        let c6 = WinogradInputTile8.bt(winogradLoadPair(p0_2 + 1, q0_2 + 1), winogradLoadPair(p1_2 + 1, q1_2 + 1), winogradLoadPair(p2_2 + 1, q2_2 + 1), winogradLoadPair(p3_2 + 1, q3_2 + 1), winogradLoadPair(p4_2 + 1, q4_2 + 1), winogradLoadPair(p5_2 + 1, q5_2 + 1), winogradLoadPair(p6_2 + 1, q6_2 + 1), winogradLoadPair(p7_2 + 1, q7_2 + 1))
+        let c7 = WinogradInputTile8.bt(winogradLoadPair(p0_3 + 1, q0_3 + 1), winogradLoadPair(p1_3 + 1, q1_3 + 1), winogradLoadPair(p2_3 + 1, q2_3 + 1), winogradLoadPair(p3_3 + 1, q3_3 + 1), winogradLoadPair(p4_3 + 1, q4_3 + 1), winogradLoadPair(p5_3 + 1, q5_3 + 1), winogradLoadPair(p6_3 + 1, q6_3 + 1), winogradLoadPair(p7_3 + 1, q7_3 + 1))
+        let r0 = WinogradInputTile8.bt(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0, c6.0, c7.0)
+        winogradStore(r0.0, v + 0 * vStride)
+        winogradStore(r0.1, v + 1 * vStride)
+        winogradStore(r0.2, v + 2 * vStride)
+        winogradStore(r0.3, v + 3 * vStride)
+        winogradStore(r0.4, v + 4 * vStride)
+        winogradStore(r0.5, v + 5 * vStride)
+        winogradStore(r0.6, v + 6 * vStride)
+        winogradStore(r0.7, v + 7 * vStride)
+        let r1 = WinogradInputTile8.bt(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1, c6.1, c7.1)
+        winogradStore(r1.0, v + 8 * vStride)
+        winogradStore(r1.1, v + 9 * vStride)
+        winogradStore(r1.2, v + 10 * vStride)
+        winogradStore(r1.3, v + 11 * vStride)
+        winogradStore(r1.4, v + 12 * vStride)
+        winogradStore(r1.5, v + 13 * vStride)
+        winogradStore(r1.6, v + 14 * vStride)
+        winogradStore(r1.7, v + 15 * vStride)
+        let r2 = WinogradInputTile8.bt(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2, c6.2, c7.2)
+        winogradStore(r2.0, v + 16 * vStride)
+        winogradStore(r2.1, v + 17 * vStride)
+        winogradStore(r2.2, v + 18 * vStride)
+        winogradStore(r2.3, v + 19 * vStride)
+        winogradStore(r2.4, v + 20 * vStride)
+        winogradStore(r2.5, v + 21 * vStride)
+        winogradStore(r2.6, v + 22 * vStride)
+        winogradStore(r2.7, v + 23 * vStride)
+        let r3 = WinogradInputTile8.bt(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3, c6.3, c7.3)
+        winogradStore(r3.0, v + 24 * vStride)
+        winogradStore(r3.1, v + 25 * vStride)
+        winogradStore(r3.2, v + 26 * vStride)
+        winogradStore(r3.3, v + 27 * vStride)
+        winogradStore(r3.4, v + 28 * vStride)
+        winogradStore(r3.5, v + 29 * vStride)
+        winogradStore(r3.6, v + 30 * vStride)
+        winogradStore(r3.7, v + 31 * vStride)
+        let r4 = WinogradInputTile8.bt(c0.4, c1.4, c2.4, c3.4, c4.4, c5.4, c6.4, c7.4)
+        winogradStore(r4.0, v + 32 * vStride)
+        winogradStore(r4.1, v + 33 * vStride)
+        winogradStore(r4.2, v + 34 * vStride)
+        winogradStore(r4.3, v + 35 * vStride)
+        winogradStore(r4.4, v + 36 * vStride)
+        winogradStore(r4.5, v + 37 * vStride)
+        winogradStore(r4.6, v + 38 * vStride)
+        winogradStore(r4.7, v + 39 * vStride)
+        let r5 = WinogradInputTile8.bt(c0.5, c1.5, c2.5, c3.5, c4.5, c5.5, c6.5, c7.5)
+        winogradStore(r5.0, v + 40 * vStride)
+        winogradStore(r5.1, v + 41 * vStride)
+        winogradStore(r5.2, v + 42 * vStride)
+        winogradStore(r5.3, v + 43 * vStride)
+        winogradStore(r5.4, v + 44 * vStride)
+        winogradStore(r5.5, v + 45 * vStride)
+        winogradStore(r5.6, v + 46 * vStride)
+        winogradStore(r5.7, v + 47 * vStride)
+        let r6 = WinogradInputTile8.bt(c0.6, c1.6, c2.6, c3.6, c4.6, c5.6, c6.6, c7.6)
+        winogradStore(r6.0, v + 48 * vStride)
+        winogradStore(r6.1, v + 49 * vStride)
+        winogradStore(r6.2, v + 50 * vStride)
+        winogradStore(r6.3, v + 51 * vStride)
+        winogradStore(r6.4, v + 52 * vStride)
+        winogradStore(r6.5, v + 53 * vStride)
+        winogradStore(r6.6, v + 54 * vStride)
+        winogradStore(r6.7, v + 55 * vStride)
+        let r7 = WinogradInputTile8.bt(c0.7, c1.7, c2.7, c3.7, c4.7, c5.7, c6.7, c7.7)
+        winogradStore(r7.0, v + 56 * vStride)
+        winogradStore(r7.1, v + 57 * vStride)
+        winogradStore(r7.2, v + 58 * vStride)
+        winogradStore(r7.3, v + 59 * vStride)
+        winogradStore(r7.4, v + 60 * vStride)
+        winogradStore(r7.5, v + 61 * vStride)
+        winogradStore(r7.6, v + 62 * vStride)
+        winogradStore(r7.7, v + 63 * vStride)
+    }
+
+    /// Y = A^T M A + bias for eight tiles: position xi is read at
+    /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`.
+    @inline(__always)
+    static func output(_ mm: UnsafePointer<Float>, mStride: Int, bias: S, _ y: UnsafeMutablePointer<Float>) {
+        let c0 = at(winogradLoad(mm + 0 * mStride), winogradLoad(mm + 8 * mStride), winogradLoad(mm + 16 * mStride), winogradLoad(mm + 24 * mStride), winogradLoad(mm + 32 * mStride), winogradLoad(mm + 40 * mStride), winogradLoad(mm + 48 * mStride), winogradLoad(mm + 56 * mStride))
+        let c1 = at(winogradLoad(mm + 1 * mStride), winogradLoad(mm + 9 * mStride), winogradLoad(mm + 17 * mStride), winogradLoad(mm + 25 * mStride), winogradLoad(mm + 33 * mStride), winogradLoad(mm + 41 * mStride), winogradLoad(mm + 49 * mStride), winogradLoad(mm + 57 * mStride))
+        let c2 = at(winogradLoad(mm + 2 * mStride), winogradLoad(mm + 10 * mStride), winogradLoad(mm + 18 * mStride), winogradLoad(mm + 26 * mStride), winogradLoad(mm + 34 * mStride), winogradLoad(mm + 42 * mStride), winogradLoad(mm + 50 * mStride), winogradLoad(mm + 58 * mStride))
+        let c3 = at(winogradLoad(mm + 3 * mStride), winogradLoad(mm + 11 * mStride), winogradLoad(mm + 19 * mStride), winogradLoad(mm + 27 * mStride), winogradLoad(mm + 35 * mStride), winogradLoad(mm + 43 * mStride), winogradLoad(mm + 51 * mStride), winogradLoad(mm + 59 * mStride))
+        let c4 = at(winogradLoad(mm + 4 * mStride), winogradLoad(mm + 12 * mStride), winogradLoad(mm + 20 * mStride), winogradLoad(mm + 28 * mStride), winogradLoad(mm + 36 * mStride), winogradLoad(mm + 44 * mStride), winogradLoad(mm + 52 * mStride), winogradLoad(mm + 60 * mStride))
+        let c5 = at(winogradLoad(mm + 5 * mStride), winogradLoad(mm + 13 * mStride), winogradLoad(mm + 21 * mStride), winogradLoad(mm + 29 * mStride), winogradLoad(mm + 37 * mStride), winogradLoad(mm + 45 * mStride), winogradLoad(mm + 53 * mStride), winogradLoad(mm + 61 * mStride))
+        let c6 = at(winogradLoad(mm + 6 * mStride), winogradLoad(mm + 14 * mStride), winogradLoad(mm + 22 * mStride), winogradLoad(mm + 30 * mStride), winogradLoad(mm + 38 * mStride), winogradLoad(mm + 46 * mStride), winogradLoad(mm + 54 * mStride), winogradLoad(mm + 62 * mStride))
+        let c7 = at(winogradLoad(mm + 7 * mStride), winogradLoad(mm + 15 * mStride), winogradLoad(mm + 23 * mStride), winogradLoad(mm + 31 * mStride), winogradLoad(mm + 39 * mStride), winogradLoad(mm + 47 * mStride), winogradLoad(mm + 55 * mStride), winogradLoad(mm + 63 * mStride))
+        let r0 = at(c0.0, c1.0, c2.0, c3.0, c4.0, c5.0, c6.0, c7.0)
+        winogradStore(r0.0 + bias, y + 0)
+        winogradStore(r0.1 + bias, y + 8)
+        winogradStore(r0.2 + bias, y + 16)
+        winogradStore(r0.3 + bias, y + 24)
+        let r1 = at(c0.1, c1.1, c2.1, c3.1, c4.1, c5.1, c6.1, c7.1)
+        winogradStore(r1.0 + bias, y + 32)
+        winogradStore(r1.1 + bias, y + 40)
+        winogradStore(r1.2 + bias, y + 48)
+        winogradStore(r1.3 + bias, y + 56)
+        let r2 = at(c0.2, c1.2, c2.2, c3.2, c4.2, c5.2, c6.2, c7.2)
+        winogradStore(r2.0 + bias, y + 64)
+        winogradStore(r2.1 + bias, y + 72)
+        winogradStore(r2.2 + bias, y + 80)
+        winogradStore(r2.3 + bias, y + 88)
+        let r3 = at(c0.3, c1.3, c2.3, c3.3, c4.3, c5.3, c6.3, c7.3)
+        winogradStore(r3.0 + bias, y + 96)
+        winogradStore(r3.1 + bias, y + 104)
+        winogradStore(r3.2 + bias, y + 112)
+        winogradStore(r3.3 + bias, y + 120)
+    }
+
+    /// U = G g G^T for eight filters: tap (i, j) is read at
+    /// `g + 8 * (i * taps + j)`; position xi goes to `u + xi * uStride`.
+    @inline(__always)
+    static func filter(_ g: UnsafePointer<Float>, _ u: UnsafeMutablePointer<Float>, uStride: Int) {
+        let c0 = gg(winogradLoad(g + 0), winogradLoad(g + 40), winogradLoad(g + 80), winogradLoad(g + 120), winogradLoad(g + 160))
+        let c1 = gg(winogradLoad(g + 8), winogradLoad(g + 48), winogradLoad(g + 88), winogradLoad(g + 128), winogradLoad(g + 168))
+        let c2 = gg(winogradLoad(g + 16), winogradLoad(g + 56), winogradLoad(g + 96), winogradLoad(g + 136), winogradLoad(g + 176))
+        let c3 = gg(winogradLoad(g + 24), winogradLoad(g + 64), winogradLoad(g + 104), winogradLoad(g + 144), winogradLoad(g + 184))
+        let c4 = gg(winogradLoad(g + 32), winogradLoad(g + 72), winogradLoad(g + 112), winogradLoad(g + 152), winogradLoad(g + 192))
+        let r0 = gg(c0.0, c1.0, c2.0, c3.0, c4.0)
+        winogradStore(r0.0, u + 0 * uStride)
+        winogradStore(r0.1, u + 1 * uStride)
+        winogradStore(r0.2, u + 2 * uStride)
+        winogradStore(r0.3, u + 3 * uStride)
+        winogradStore(r0.4, u + 4 * uStride)
+        winogradStore(r0.5, u + 5 * uStride)
+        winogradStore(r0.6, u + 6 * uStride)
+        winogradStore(r0.7, u + 7 * uStride)
+        let r1 = gg(c0.1, c1.1, c2.1, c3.1, c4.1)
+        winogradStore(r1.0, u + 8 * uStride)
+        winogradStore(r1.1, u + 9 * uStride)
+        winogradStore(r1.2, u + 10 * uStride)
+        winogradStore(r1.3, u + 11 * uStride)
+        winogradStore(r1.4, u + 12 * uStride)
+        winogradStore(r1.5, u + 13 * uStride)
+        winogradStore(r1.6, u + 14 * uStride)
+        winogradStore(r1.7, u + 15 * uStride)
+        let r2 = gg(c0.2, c1.2, c2.2, c3.2, c4.2)
+        winogradStore(r2.0, u + 16 * uStride)
+        winogradStore(r2.1, u + 17 * uStride)
+        winogradStore(r2.2, u + 18 * uStride)
+        winogradStore(r2.3, u + 19 * uStride)
+        winogradStore(r2.4, u + 20 * uStride)
+        winogradStore(r2.5, u + 21 * uStride)
+        winogradStore(r2.6, u + 22 * uStride)
+        winogradStore(r2.7, u + 23 * uStride)
+        let r3 = gg(c0.3, c1.3, c2.3, c3.3, c4.3)
+        winogradStore(r3.0, u + 24 * uStride)
+        winogradStore(r3.1, u + 25 * uStride)
+        winogradStore(r3.2, u + 26 * uStride)
+        winogradStore(r3.3, u + 27 * uStride)
+        winogradStore(r3.4, u + 28 * uStride)
+        winogradStore(r3.5, u + 29 * uStride)
+        winogradStore(r3.6, u + 30 * uStride)
+        winogradStore(r3.7, u + 31 * uStride)
+        let r4 = gg(c0.4, c1.4, c2.4, c3.4, c4.4)
+        winogradStore(r4.0, u + 32 * uStride)
+        winogradStore(r4.1, u + 33 * uStride)
+        winogradStore(r4.2, u + 34 * uStride)
+        winogradStore(r4.3, u + 35 * uStride)
+        winogradStore(r4.4, u + 36 * uStride)
+        winogradStore(r4.5, u + 37 * uStride)
+        winogradStore(r4.6, u + 38 * uStride)
+        winogradStore(r4.7, u + 39 * uStride)
+        let r5 = gg(c0.5, c1.5, c2.5, c3.5, c4.5)
+        winogradStore(r5.0, u + 40 * uStride)
+        winogradStore(r5.1, u + 41 * uStride)
+        winogradStore(r5.2, u + 42 * uStride)
+        winogradStore(r5.3, u + 43 * uStride)
+        winogradStore(r5.4, u + 44 * uStride)
+        winogradStore(r5.5, u + 45 * uStride)
+        winogradStore(r5.6, u + 46 * uStride)
+        winogradStore(r5.7, u + 47 * uStride)
+        let r6 = gg(c0.6, c1.6, c2.6, c3.6, c4.6)
+        winogradStore(r6.0, u + 48 * uStride)
+        winogradStore(r6.1, u + 49 * uStride)
+        winogradStore(r6.2, u + 50 * uStride)
+        winogradStore(r6.3, u + 51 * uStride)
+        winogradStore(r6.4, u + 52 * uStride)
+        winogradStore(r6.5, u + 53 * uStride)
+        winogradStore(r6.6, u + 54 * uStride)
+        winogradStore(r6.7, u + 55 * uStride)
+        let r7 = gg(c0.7, c1.7, c2.7, c3.7, c4.7)
+        winogradStore(r7.0, u + 56 * uStride)
+        winogradStore(r7.1, u + 57 * uStride)
+        winogradStore(r7.2, u + 58 * uStride)
+        winogradStore(r7.3, u + 59 * uStride)
+        winogradStore(r7.4, u + 60 * uStride)
+        winogradStore(r7.5, u + 61 * uStride)
+        winogradStore(r7.6, u + 62 * uStride)
+        winogradStore(r7.7, u + 63 * uStride)
     }
 }

@@ -284,9 +284,9 @@ struct DenseLayerTests {
         // 1x1 fast path, grouped.
         try expectGradients("type: \"Convolution\" convolution_param { num_output: 4 kernel_size: 1 group: 2 }", [[2, 4, 3, 3]], seed: 4)
         // Winograd paths (>= 16 channels, >= 8x8 outputs): 3x3 (F(4x4, 3x3)
-        // here, F(2x2, 3x3) on 8x8 and smaller), 5x5 (F(2x2, 5x5)) and a
+        // here, F(2x2, 3x3) on 8x8 and smaller), 5x5 (F(4x4, 5x5)) and a
         // stride-2 4x4 kernel through phases (F(3x3, 2x2)). Their
-        // transforms scale intermediates by up to 25 (alpha 6), and that
+        // transforms scale intermediates by up to 25 (alpha 6 and 8), and that
         // float32 rounding of the objective, divided by a 1e-2 step,
         // exceeds 1e-3 of the gradient. The layer is linear in x and in W,
         // so central differences carry no truncation error at any step: a
@@ -334,11 +334,15 @@ struct DenseLayerTests {
             ([2, 16, 10, 9], ConvCfg(cout: 20, kh: 3, kw: 3, ph: 1, pw: 1)),
             ([3, 32, 11, 12], ConvCfg(cout: 32, group: 2, kh: 3, kw: 3, bias: false)),
             ([1, 16, 8, 9], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 2, pw: 0)),
-            // Other kernels a whole number of strides: Winograd F(2x2, 5x5)
+            // Other kernels a whole number of strides: Winograd F(4x4, 5x5)
             // (CaffeNet's conv2), F(2x2, 4x4), and stride 2 and 3 through
             // input phases (F(3x3, 2x2)); dx through output phases.
             ([2, 32, 13, 12], ConvCfg(cout: 32, group: 2, kh: 5, kw: 5, ph: 2, pw: 2)),
             ([1, 16, 11, 10], ConvCfg(cout: 24, kh: 5, kw: 5, ph: 0, pw: 4, bias: false)),
+            // Many 8x8 images: the automatic choice is F(2x2, 5x5), forced
+            // Winograd takes F(4x4, 5x5) (fewer multiplies, fewer columns).
+            ([8, 16, 8, 8], ConvCfg(cout: 16, kh: 5, kw: 5, ph: 2, pw: 2)),
+            ([10, 16, 8, 8], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 1, pw: 1)),   // likewise F(2x2, 3x3), F(4x4, 3x3)
             ([2, 16, 10, 11], ConvCfg(cout: 16, kh: 4, kw: 4, ph: 1, pw: 2)),
             ([2, 16, 20, 19], ConvCfg(cout: 20, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
             ([1, 32, 27, 26], ConvCfg(cout: 32, group: 2, kh: 6, kw: 6, sh: 3, sw: 3, ph: 2, pw: 0)),
@@ -431,11 +435,13 @@ struct DenseLayerTests {
             ([1, 16, 12, 11], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 2, pw: 0)),
             // Kernels a whole number of strides: the fc6 generator's 4x4
             // stride 2 pad 1 (output phases, F(3x3, 2x2)), other pads,
-            // stride 3, groups, and 5x5 stride 1 (F(2x2, 5x5)).
+            // stride 3, groups, and 5x5 stride 1 (F(2x2, 5x5), F(4x4, 5x5)).
             ([2, 16, 8, 9], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
             ([3, 32, 5, 6], ConvCfg(cout: 32, group: 2, kh: 4, kw: 4, sh: 2, sw: 2, ph: 0, pw: 2, bias: false)),
             ([1, 16, 4, 5], ConvCfg(cout: 20, kh: 6, kw: 6, sh: 3, sw: 3, ph: 1, pw: 2)),
             ([2, 16, 9, 8], ConvCfg(cout: 16, kh: 5, kw: 5, ph: 2, pw: 1)),
+            ([8, 16, 8, 8], ConvCfg(cout: 16, kh: 5, kw: 5, ph: 2, pw: 2, bias: false)),   // F(2x2, 5x5) and F(4x4, 5x5)
+            ([10, 16, 8, 8], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 1, pw: 1)),   // F(2x2, 3x3) and F(4x4, 3x3)
             // The larger tiles: F(4x4, 2x2) per output phase (the fc6
             // generator's deconv1-3 at batch 10) and F(4x4, 3x3).
             ([4, 16, 24, 23], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
