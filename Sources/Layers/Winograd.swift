@@ -269,18 +269,27 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
     // Column phase f of a row of view vi: run index t is virtual column
     // m t + startX + f, valid for t in bounds[vi * m + f]; `shared[vi]` is
     // the range where all phases are valid, in whole blocks of eight.
-    var bounds: [Range<Int>] = [], shared: [Range<Int>] = []
+    // Column phase f of a row of view vi: run index t is virtual column
+    // m t + startX + f, valid for t in bounds[vi * m + f]. `shared[vi]`:
+    // whole blocks of eight t where every phase is valid and the block's
+    // step * 8 m floats lie in the row (split by shuffles, m = 2 or 4 and
+    // step 1 or 2; empty otherwise).
+    var phaseBounds: [Range<Int>] = [], vectorBlocks: [Range<Int>] = []
+    let shuffles = (m == 2 || m == 4) && (step == 1 || step == 2)
     for (vi, view) in views.enumerated() {
-        var lo = 0, hi = runs
+        var lo = 0
         for f in 0..<m {
             let c0 = view.startX + f
             let first = min(runs, max(0, denseCeilDiv(-c0, m)))
             let end = max(first, min(runs, denseFloorDivMod(validW[vi] - 1 - c0, m).q + 1))
-            bounds.append(first..<end)
-            lo = max(lo, first); hi = min(hi, end)
+            phaseBounds.append(first..<end)
+            lo = max(lo, first)
         }
-        shared.append(lo..<(lo + max(0, hi - lo) / 8 * 8))
+        var hi = lo
+        while shuffles && hi + 8 <= runs && step * (m * (hi + 8) + view.startX) - 1 <= w - 1 - view.qx { hi += 8 }
+        vectorBlocks.append(lo..<hi)
     }
+    let bounds = phaseBounds, shared = vectorBlocks
     denseParallel(work: rowsAll * tiles * a * a) { part, parts in
         // The split rows of one plane, then one row of zeros.
         let split = UnsafeMutablePointer<Float>.allocate(capacity: (maxRows + 1) * rowFloats)
@@ -298,51 +307,21 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
             let vh = validH[vi]
             let zeros = split + vh * rowFloats
             zeros.update(repeating: 0, count: rowFloats)
-            let c0 = view.startX, phase = bounds.withUnsafeBufferPointer { $0.baseAddress! + vi * m }
-            let vector = shared[vi]
+            let c0 = view.startX, vector = shared[vi]
             for vy in 0..<vh {
                 let src = plane + (step * vy + view.qy) * w + view.qx, dst = split + vy * rowFloats
-                if step == 1 && (m == 2 || m == 4) {
-                    // All phases at once: 8 m contiguous floats give 8 of each.
-                    dst.update(repeating: 0, count: m * runs)
-                    var t = vector.lowerBound
-                    if m == 2 {
-                        while t < vector.upperBound {
-                            let q = UnsafeRawPointer(src + 2 * t + c0).loadUnaligned(as: SIMD16<Float>.self)
-                            UnsafeMutableRawPointer(dst + t).storeBytes(of: q.evenHalf, as: SIMD8<Float>.self)
-                            UnsafeMutableRawPointer(dst + runs + t).storeBytes(of: q.oddHalf, as: SIMD8<Float>.self)
-                            t += 8
-                        }
-                    } else {
-                        while t < vector.upperBound {
-                            let q = UnsafeRawPointer(src + 4 * t + c0).loadUnaligned(as: SIMD32<Float>.self)
-                            let even = q.evenHalf, odd = q.oddHalf
-                            UnsafeMutableRawPointer(dst + t).storeBytes(of: even.evenHalf, as: SIMD8<Float>.self)
-                            UnsafeMutableRawPointer(dst + runs + t).storeBytes(of: odd.evenHalf, as: SIMD8<Float>.self)
-                            UnsafeMutableRawPointer(dst + 2 * runs + t).storeBytes(of: even.oddHalf, as: SIMD8<Float>.self)
-                            UnsafeMutableRawPointer(dst + 3 * runs + t).storeBytes(of: odd.oddHalf, as: SIMD8<Float>.self)
-                            t += 8
-                        }
-                    }
-                    // The rest of each phase's valid range, one by one.
-                    for f in 0..<m {
-                        let r = phase[f], d = dst + f * runs, sp = src + c0 + f
-                        for t in r.lowerBound..<max(r.lowerBound, min(r.upperBound, vector.lowerBound)) { d[t] = sp[m * t] }
-                        for t in max(r.lowerBound, vector.upperBound)..<max(r.lowerBound, vector.upperBound, r.upperBound) {
-                            d[t] = sp[m * t]
-                        }
-                    }
-                } else {
-                    for f in 0..<m {
-                        let r = phase[f], d = dst + f * runs
-                        d.update(repeating: 0, count: r.lowerBound)
-                        let sp = src + step * (m * r.lowerBound + c0 + f), stride = step * m
-                        if stride == 1 {
-                            d.advanced(by: r.lowerBound).update(from: sp, count: r.count)
-                        } else {
-                            for t in 0..<r.count { d[r.lowerBound + t] = sp[t * stride] }
-                        }
-                        d.advanced(by: r.upperBound).update(repeating: 0, count: runs - r.upperBound)
+                dst.update(repeating: 0, count: m * runs)
+                var t = vector.lowerBound
+                while t < vector.upperBound {
+                    winogradSplitBlock(m: m, step: step, UnsafeRawPointer(src + step * (m * t + c0)), dst + t, run: runs)
+                    t += 8
+                }
+                // The rest of each phase's valid range, one by one.
+                for f in 0..<m {
+                    let r = bounds[vi * m + f], d = dst + f * runs, sp = src + step * (c0 + f), stride = step * m
+                    for t in r.lowerBound..<max(r.lowerBound, min(r.upperBound, vector.lowerBound)) { d[t] = sp[stride * t] }
+                    for t in max(r.lowerBound, vector.upperBound)..<max(r.lowerBound, vector.upperBound, r.upperBound) {
+                        d[t] = sp[stride * t]
                     }
                 }
             }
@@ -453,6 +432,34 @@ private func winogradOutputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
                 }
             }
         }
+    }
+}
+
+/// Eight values of each of the m column phases from the step * 8 m floats
+/// at `at`: phase f gets floats step (m l + f), l < 8, stored at
+/// `dst + f * run`. Whole-vector even/odd splits; m = 2 or 4, step 1 or 2.
+@inline(__always)
+private func winogradSplitBlock(m: Int, step: Int, _ at: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, run: Int) {
+    @inline(__always) func store(_ x: SIMD8<Float>, _ f: Int) {
+        UnsafeMutableRawPointer(dst + f * run).storeBytes(of: x, as: SIMD8<Float>.self)
+    }
+    @inline(__always) func four(_ q: SIMD32<Float>) {
+        let even = q.evenHalf, odd = q.oddHalf
+        store(even.evenHalf, 0); store(odd.evenHalf, 1); store(even.oddHalf, 2); store(odd.oddHalf, 3)
+    }
+    switch (m, step) {
+    case (2, 1):
+        let q = at.loadUnaligned(as: SIMD16<Float>.self)
+        store(q.evenHalf, 0); store(q.oddHalf, 1)
+    case (2, _):
+        let q = at.loadUnaligned(as: SIMD32<Float>.self).evenHalf
+        store(q.evenHalf, 0); store(q.oddHalf, 1)
+    case (_, 1):
+        four(at.loadUnaligned(as: SIMD32<Float>.self))
+    default:
+        // (SIMD64's evenHalf compiles to a loop over lanes: two SIMD32 halves.)
+        four(SIMD32(lowHalf: at.loadUnaligned(as: SIMD32<Float>.self).evenHalf,
+                    highHalf: at.loadUnaligned(fromByteOffset: 128, as: SIMD32<Float>.self).evenHalf))
     }
 }
 

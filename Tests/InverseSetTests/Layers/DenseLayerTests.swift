@@ -354,6 +354,8 @@ struct DenseLayerTests {
             ([2, 16, 24, 23], ConvCfg(cout: 16, kh: 3, kw: 3, ph: 1, pw: 1)),
             ([2, 32, 26, 27], ConvCfg(cout: 32, group: 2, kh: 3, kw: 3, ph: 0, pw: 2, bias: false)),
             ([3, 16, 48, 47], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
+            // Rows wide enough to split stride phases by shuffles (F(4x4, 2x2)).
+            ([1, 16, 20, 83], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
             // Four tiles per tile row (CaffeNet's 13x13 conv3-5): the input
             // transform takes two tile rows per vector, the output transform
             // eight tiles across rows; an even and an odd number of tile rows.
@@ -449,6 +451,7 @@ struct DenseLayerTests {
             // Four tiles per tile row (two rows per input vector): the
             // generator's deconv3 dx (16x16 phases, F(4x4, 2x2)) and 13x13.
             ([2, 16, 16, 16], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),
+            ([1, 16, 10, 41], ConvCfg(cout: 16, kh: 4, kw: 4, sh: 2, sw: 2, ph: 1, pw: 1)),   // dx: wide stride phases
             ([3, 16, 13, 13], ConvCfg(cout: 16, group: 2, kh: 3, kw: 3, ph: 1, pw: 1, bias: false)),
             // Kernels padded with zero taps to a whole number of strides.
             ([2, 16, 9, 10], ConvCfg(cout: 16, kh: 3, kw: 3, sh: 2, sw: 2, ph: 1, pw: 1)),
