@@ -376,7 +376,10 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
 /// y = A^T M A for every tile of `images` images, written through the
 /// output views (clipped to the plane), plus the bias of each channel.
 /// Eight consecutive tiles of a plane at a time, across tile rows, so no
-/// lane is wasted when a row has fewer than eight tiles.
+/// lane is wasted when a row has fewer than eight tiles. With several
+/// output phases (stride s > 1), each phase's virtual plane is written
+/// whole into a staging buffer first and the phases are then interleaved
+/// into the plane row by row (s = 2 by whole-vector even/odd merges).
 /// `mm` has 8 floats of slack at the end (whole-vector reads).
 private func winogradOutputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPass, images: Int,
                                                       _ mm: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
@@ -385,13 +388,15 @@ private func winogradOutputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
     let th = p.tilesH, tw = p.tilesW, perImage = th * tw, tiles = images * perImage
     let kAll = p.groups * p.k, rowsAll = p.groups * p.outRows, mStride = rowsAll * tiles
     let oh = p.oh, ow = p.ow, outH = p.outH, outW = p.outW, step = p.outStep, views = p.outViews
+    let staged = step > 1, virtualPlane = oh * ow
     denseParallel(work: mStride * W.alpha * W.alpha) { part, parts in
         // One row of m x 8 results, interleaved as in the output: res[i][m l + j].
         let res = UnsafeMutablePointer<Float>.allocate(capacity: m * m * 8)
         // The m x m result vectors as computed (stored whole, so the
         // transform stays in vector registers), then interleaved into res.
         let lanes = UnsafeMutablePointer<Float>.allocate(capacity: m * m * 8)
-        defer { res.deallocate(); lanes.deallocate() }
+        let stage = UnsafeMutablePointer<Float>.allocate(capacity: staged ? views.count * virtualPlane : 0)
+        defer { res.deallocate(); lanes.deallocate(); stage.deallocate() }
         // A thread takes one output channel with all its phases.
         for unit in denseSlice(kAll * images, part, parts) {
             let n = unit / kAll, ch = unit - n * kAll
@@ -400,9 +405,9 @@ private func winogradOutputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
             let bv = SIMD8<Float>(repeating: bias?[ch] ?? 0)
             for (vi, view) in views.enumerated() {
                 let src = mm + (g * p.outRows + vi * p.k + kk) * tiles + n * perImage
-                // Virtual columns vx in [cLo, cHi) land in the plane: 0 <= step vx + offX < outW.
-                let cLo = max(0, denseCeilDiv(-view.offX, step))
-                let cHi = min(ow, denseFloorDivMod(outW - 1 - view.offX, step).q + 1)
+                // Virtual columns vx in [cLo, cHi) are written: into the
+                // plane when 0 <= vx + offX < outW, or all of them when staged.
+                let cLo = staged ? 0 : max(0, -view.offX), cHi = staged ? ow : min(ow, outW - view.offX)
                 var q0 = 0
                 while q0 < perImage {
                     W.output(src + q0, mStride: mStride, bias: bv, lanes)
@@ -416,13 +421,14 @@ private func winogradOutputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
                         let lo = max(cLo, m * tx), hi = min(cHi, m * (tx + count))
                         if lo < hi {
                             for i in 0..<m {
-                                let vy = m * ty + i, ry = step * vy + view.offY
-                                guard vy < oh, ry >= 0, ry < outH else { continue }
-                                let row = plane + ry * outW + view.offX, r = res + i * 8 * m + m * (l - tx)
-                                if step == 1 {
-                                    denseCopyRun(row + lo, r + lo, hi - lo)
+                                let vy = m * ty + i, r = res + i * 8 * m + m * (l - tx)
+                                if staged {
+                                    guard vy < oh else { continue }
+                                    denseCopyRun(stage + vi * virtualPlane + vy * ow + lo, r + lo, hi - lo)
                                 } else {
-                                    for vx in lo..<hi { row[step * vx] = r[vx] }
+                                    let ry = vy + view.offY
+                                    guard vy < oh, ry >= 0, ry < outH else { continue }
+                                    denseCopyRun(plane + ry * outW + view.offX + lo, r + lo, hi - lo)
                                 }
                             }
                         }
@@ -430,6 +436,44 @@ private func winogradOutputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
                     }
                     q0 += 8
                 }
+            }
+            if staged { winogradInterleavePhases(p, stage, plane) }
+        }
+    }
+}
+
+/// Writes the s x s output phases of one channel, staged as virtual planes
+/// (phase qy s + qx at `stage + (qy s + qx) oh ow`), into the plane:
+/// virtual (vy, vx) of a phase goes to row s vy + offY, column s vx + offX
+/// when inside. Phases qx and qx + 1 of a row are adjacent columns, so for
+/// s = 2 eight virtual columns of each fill sixteen output columns at once.
+@inline(__always)
+private func winogradInterleavePhases(_ p: WinogradPass, _ stage: UnsafePointer<Float>, _ plane: UnsafeMutablePointer<Float>) {
+    let s = p.outStep, oh = p.oh, ow = p.ow, outH = p.outH, outW = p.outW, views = p.outViews
+    for qy in 0..<s {
+        let offY = views[qy * s].offY
+        for vy in 0..<oh {
+            let ry = s * vy + offY
+            guard ry >= 0, ry < outH else { continue }
+            let row = plane + ry * outW
+            var vLo = 0, vHi = 0   // virtual columns done by vectors (s = 2)
+            if s == 2 {
+                let base = views[qy * 2].offX
+                let a = stage + ((qy * 2) * oh + vy) * ow, b = a + oh * ow
+                vLo = max(0, denseCeilDiv(-base, 2)); vHi = vLo
+                while vHi + 8 <= ow && 2 * (vHi + 8) + base <= outW {
+                    var r = SIMD16<Float>()
+                    r.evenHalf = winogradLoad(a + vHi); r.oddHalf = winogradLoad(b + vHi)
+                    UnsafeMutableRawPointer(row + 2 * vHi + base).storeBytes(of: r, as: SIMD16<Float>.self)
+                    vHi += 8
+                }
+            }
+            for qx in 0..<s {
+                let view = views[qy * s + qx], src = stage + ((qy * s + qx) * oh + vy) * ow
+                let cLo = max(0, denseCeilDiv(-view.offX, s))
+                let cHi = min(ow, denseFloorDivMod(outW - 1 - view.offX, s).q + 1)
+                for vx in cLo..<max(cLo, min(cHi, vLo)) { row[s * vx + view.offX] = src[vx] }
+                for vx in max(cLo, vHi)..<max(cLo, vHi, cHi) { row[s * vx + view.offX] = src[vx] }
             }
         }
     }
