@@ -7,6 +7,14 @@ warm-up, peak RSS of the process. Prints one JSON object per peer.
     source ~/.cache/caffe-oracle/env.sh   # pycaffe, built by ../shared/oracle
     $CAFFE_PYTHON tools/reference/peer_bench.py NET.prototxt --batch 10 --threads 2 --peer caffe
     $CAFFE_PYTHON tools/reference/peer_bench.py NET.prototxt --batch 10 --threads 2 --peer torch
+    $CAFFE_PYTHON tools/reference/peer_bench.py G.prototxt --classifier F.prototxt --peer torch \
+        --crop 14 --neuron fc8:980 --encoder fc6
+
+The last form times one sampler step of `inverse-set bench --pipeline` in
+PyTorch: G forward on K codes, a centre crop to f's input, clipping to the
+pixel range, f forward, then one backward from f's neuron and from E's blob
+(E = f cut at --encoder, sharing the trunk) to the codes, in one autograd
+graph.
 
 Weights are random (timing does not depend on them). Supported layers for the
 torch translation: Input, Convolution, Deconvolution, InnerProduct, ReLU
@@ -180,6 +188,7 @@ def torch_model(net):
                 elif kind == "reshape":
                     y = a.reshape([a.shape[0]] + arg[1:])
                 v[top] = y
+            self.blobs = v
             return y
 
     return Model()
@@ -190,21 +199,8 @@ def bench_torch(path, batch, repeats, threads):
     torch.set_num_threads(threads)
     net = parse(path)
     name, shape = input_shape(net, batch)
-    model = torch_model(net).eval()
     x = torch.randn(*shape)
-    # Size each Linear from its actual input width with one step-by-step dry run.
-    import torch.nn as nn
-    with torch.no_grad():
-        v = {name: x}
-        all_steps = model.steps
-        for step in all_steps:
-            kind, arg, b, top = step
-            a = v[b]
-            if kind == "ip" and model.mods[arg].in_features != a[0].numel():
-                model.mods[arg] = nn.Linear(a[0].numel(), model.mods[arg].out_features)
-            model.steps = [step]
-            v[top] = model.forward(a, b)
-        model.steps = all_steps
+    model = sized_torch_model(net, x, name)
     times = []
     for i in range(repeats + 2):
         xi = x.clone().requires_grad_(True)
@@ -216,6 +212,55 @@ def bench_torch(path, batch, repeats, threads):
             "torch": torch.__version__}
 
 
+def sized_torch_model(net, x, name):
+    """The torch translation with each Linear sized from its actual input
+    width (one step-by-step dry run)."""
+    import torch
+    import torch.nn as nn
+    model = torch_model(net).eval()
+    with torch.no_grad():
+        v = {name: x}
+        all_steps = model.steps
+        for step in all_steps:
+            kind, arg, b, top = step
+            a = v[b]
+            if kind == "ip" and model.mods[arg].in_features != a[0].numel():
+                model.mods[arg] = nn.Linear(a[0].numel(), model.mods[arg].out_features)
+            model.steps = [step]
+            v[top] = model.forward(a, b)
+        model.steps = all_steps
+    return model
+
+
+def bench_torch_pipeline(gpath, fpath, batch, repeats, threads, crop, neuron, encoder):
+    import torch
+    torch.set_num_threads(threads)
+    gnet, fnet = parse(gpath), parse(fpath)
+    gname, gshape = input_shape(gnet, batch)
+    fname, fshape = input_shape(fnet, batch)
+    codes = torch.rand(*gshape) * 0.33
+    g = sized_torch_model(gnet, codes, gname)
+    with torch.no_grad():
+        image = g.forward(codes, gname)
+    size = fshape[2]
+    f = sized_torch_model(fnet, image[:, :, crop:crop + size, crop:crop + size].contiguous(), fname)
+    blob, unit = neuron.split(":")
+    unit = int(unit)
+    times = []
+    for i in range(repeats + 2):
+        h = codes.clone().requires_grad_(True)
+        t0 = time.perf_counter()
+        image = g.forward(h, gname)
+        x = image[:, :, crop:crop + size, crop:crop + size].clamp(-128, 127)
+        f.forward(x, fname)
+        e = f.blobs[encoder]
+        objective = f.blobs[blob][:, unit].sum() + (e * torch.ones_like(e)).sum()
+        objective.backward()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return {"peer": "torch", "step_ms": round(median(times[2:]), 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+            "torch": torch.__version__}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("prototxt")
@@ -223,7 +268,20 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--peer", choices=["caffe", "torch"], required=True)
+    ap.add_argument("--classifier", help="pipeline mode: f's prototxt (the positional one is G)")
+    ap.add_argument("--crop", type=int, default=14, help="pipeline: crop offset of f's input in G's output")
+    ap.add_argument("--neuron", default="fc8:980", help="pipeline: f's neuron, blob:index")
+    ap.add_argument("--encoder", default="fc6", help="pipeline: E's blob (f cut there)")
     a = ap.parse_args()
+    if a.classifier:
+        if a.peer != "torch":
+            raise SystemExit("peer_bench: the pipeline step is timed for the torch peer only")
+        r = bench_torch_pipeline(a.prototxt, a.classifier, a.batch, a.repeats, a.threads, a.crop, a.neuron,
+                                 a.encoder)
+        r["pipeline"] = [a.prototxt, a.classifier]
+        r["batch"] = a.batch
+        print(json.dumps(r, sort_keys=True))
+        return
     if a.peer == "caffe":
         r = bench_caffe(a.prototxt, a.batch, a.repeats)
     else:
