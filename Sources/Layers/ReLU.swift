@@ -51,7 +51,8 @@ private func reluMap(count: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<F
         let lo = 8 * range.lowerBound, hi = min(count, 8 * range.upperBound)
         var i = lo
         while i + 8 <= hi {
-            let r = vector(winogradLoad(a + i), winogradLoad(b + i))
+            let r = vector(UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self),
+                           UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self))
             UnsafeMutableRawPointer(out + i).storeBytes(of: r, as: SIMD8<Float>.self)
             i += 8
         }

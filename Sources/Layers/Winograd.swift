@@ -28,9 +28,9 @@ import Runtime
 // one GEMM M_xi (K x tiles) = U_xi (K x C) V_xi (C x tiles), so a layer's
 // multiplies drop from m^2 T^2 to alpha^2 per tile and channel pair:
 // 2.25x for F(2x2, 3x3), 4x for F(4x4, 3x3), 2.8x for F(2x2, 5x5), 6.25x
-// for F(4x4, 5x5), 2.25x for F(3x3, 2x2), 2.56x for F(4x4, 2x2). Larger tiles save more but leave
-// fewer tiles (GEMM columns) and waste more on a ragged border; `plan`
-// picks the tile per layer.
+// for F(4x4, 5x5), 2.25x for F(3x3, 2x2), 2.56x for F(4x4, 2x2). Larger
+// tiles save more but leave fewer tiles (GEMM columns) and waste more on a
+// ragged border; `plan` picks the tile per layer.
 //
 // Strides become phases. A correlation of stride s with a k = s T kernel,
 // y[a] = sum_ky x[s a - pad + ky] W[ky], splits ky = s t + q: each input
@@ -267,9 +267,6 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
     let validH = views.map { (h - $0.qy + step - 1) / step }, validW = views.map { (w - $0.qx + step - 1) / step }
     let maxRows = validH.max() ?? 0
     // Column phase f of a row of view vi: run index t is virtual column
-    // m t + startX + f, valid for t in bounds[vi * m + f]; `shared[vi]` is
-    // the range where all phases are valid, in whole blocks of eight.
-    // Column phase f of a row of view vi: run index t is virtual column
     // m t + startX + f, valid for t in bounds[vi * m + f]. `shared[vi]`:
     // whole blocks of eight t where every phase is valid and the block's
     // step * 8 m floats lie in the row (split by shuffles, m = 2 or 4 and
@@ -293,8 +290,8 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
     denseParallel(work: rowsAll * tiles * a * a) { part, parts in
         // The split rows of one plane, then one row of zeros.
         let split = UnsafeMutablePointer<Float>.allocate(capacity: (maxRows + 1) * rowFloats)
-        // Rows of the tiles of tile row ty (a pointers), then those of ty + 1.
-        let rowsOfTile = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 4 * a)
+        // Rows of the tiles of tile row ty (a pointers), those of ty + 1, then rowsAt.
+        let rowsOfTile = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 3 * a)
         let rowsAt = rowsOfTile + 2 * a   // rowsOfTile advanced to the block's first tile
         let spare = UnsafeMutablePointer<Float>.allocate(capacity: 8 * a * a)
         defer { split.deallocate(); rowsOfTile.deallocate(); spare.deallocate() }

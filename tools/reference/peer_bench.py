@@ -11,7 +11,7 @@ warm-up, peak RSS of the process. Prints one JSON object per peer.
         --crop 14 --neuron fc8:980 --encoder fc6
 
 The last form times one sampler step of `inverse-set bench --pipeline` in
-PyTorch: G forward on K codes, a centre crop to f's input, clipping to the
+PyTorch: G forward on K codes, the crop to f's input (offset --crop), clipping to the
 pixel range, f forward, then one backward from f's neuron and from E's blob
 (E = f cut at --encoder, sharing the trunk) to the codes, in one autograd
 graph.
