@@ -41,10 +41,11 @@ if [ -f "$oracle/env.sh" ]; then
   source "$oracle/env.sh"
   "$CAFFE_PYTHON" -c "import torch" 2>/dev/null && have_torch=1
 fi
+field() { echo "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$2\"])"; }
+ratio() { [ "$1" = - ] && echo - || python3 -c "print(round($1/$2, 2))"; }
 printf "%-4s %10s %10s %8s %10s %8s %9s %9s\n" run bound_ms ours_ms ratio torch_ms ratio ours_MB torch_MB
 for run in $(seq 1 "$runs"); do
   ours=$("$bin" bench --pipeline "$work/pipeline.json" --batch 10 --neuron fc8:980 --threads 2 | tail -n 1)
-  field() { echo "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$2\"])"; }
   bound=$(field "$ours" bound_ms); ms=$(field "$ours" step_ms); rss=$(field "$ours" peak_rss_mb)
   torch_ms=-; torch_mb=-
   if [ "$have_torch" = 1 ]; then
@@ -52,7 +53,6 @@ for run in $(seq 1 "$runs"); do
       --classifier Models/caffenet/deploy.prototxt --peer torch --threads 2 --crop 14 --neuron fc8:980 --encoder fc6)
     torch_ms=$(field "$peer" step_ms); torch_mb=$(field "$peer" peak_rss_mb)
   fi
-  ratio() { [ "$1" = - ] && echo - || python3 -c "print(round($1/$2, 2))"; }
   printf "%-4s %10s %10s %8s %10s %8s %9s %9s\n" "$run" "$bound" "$ms" "$(ratio "$ms" "$bound")" \
     "$torch_ms" "$(ratio "$torch_ms" "$bound")" "$rss" "$torch_mb"
 done

@@ -162,34 +162,32 @@ def emit(m, t):
 
     # Input: row i of the eight tiles starts at rows[i]; that virtual row
     # is split into m phases of `run` floats, so column j of the tiles is
-    # the contiguous run at phase (j mod m), offset j / m.
-    prologue = [f"let p{i} = rows[{i}]" for i in range(a)]
-    prologue += [f"let p{i}_{f} = p{i} + {f} * run" for i in range(a) for f in range(1, m)]
-    def in_ptr(i, j):
-        base = f"p{i}" if j % m == 0 else f"p{i}_{j % m}"
-        return f"winogradLoad({base} + {j // m})" if j // m else f"winogradLoad({base})"
-    method(["    /// V = B^T d B for eight tiles. Input row i of the tiles starts at",
-            "    /// `rows[i]`, split into m phases of `run` floats: column j is at",
-            "    /// phase j % m, offset j / m. Position xi = i * alpha + j goes to",
-            "    /// `v + xi * vStride` (eight floats)."],
-           "input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)",
-           prologue + two_d(f"WinogradInputTile{a}.bt", a, a, in_ptr,
-                            lambda i, j, x: f"winogradStore({x}, v + {i * a + j} * vStride)"))
+    # the contiguous run at phase (j mod m), offset j / m. `arrays` names
+    # the row-pointer parameters and the prefix of their locals; `load`
+    # turns the element's address in each into the eight-lane value.
+    def input_method(doc, signature, arrays, load):
+        prologue = [f"let {x}{i} = {arr}[{i}]" for arr, x in arrays for i in range(a)]
+        prologue += [f"let {x}{i}_{f} = {x}{i} + {f} * run" for _, x in arrays for i in range(a) for f in range(1, m)]
+        def element(i, j):
+            d = f" + {j // m}" if j // m else ""
+            return load([(f"{x}{i}" if j % m == 0 else f"{x}{i}_{j % m}") + d for _, x in arrays])
+        method(doc, signature,
+               prologue + two_d(f"WinogradInputTile{a}.bt", a, a, element,
+                                lambda i, j, x: f"winogradStore({x}, v + {i * a + j} * vStride)"))
+
+    input_method(["    /// V = B^T d B for eight tiles. Input row i of the tiles starts at",
+                  "    /// `rows[i]`, split into m phases of `run` floats: column j is at",
+                  "    /// phase j % m, offset j / m. Position xi = i * alpha + j goes to",
+                  "    /// `v + xi * vStride` (eight floats)."],
+                 "input(_ rows: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)",
+                 [("rows", "p")], lambda at: f"winogradLoad({at[0]})")
     w("")
     # The same from two tile rows: lanes 0..3 from `lo`, lanes 4..7 from
     # `hi` (four tiles per row, as on a 13x13 plane with F(4, 3)).
-    prologue = [f"let p{i} = lo[{i}]" for i in range(a)] + [f"let q{i} = hi[{i}]" for i in range(a)]
-    prologue += [f"let {x}{i}_{f} = {x}{i} + {f} * run" for x in "pq" for i in range(a) for f in range(1, m)]
-    def pair_ptr(i, j):
-        lo = f"p{i}" if j % m == 0 else f"p{i}_{j % m}"
-        hi = f"q{i}" if j % m == 0 else f"q{i}_{j % m}"
-        d = f" + {j // m}" if j // m else ""
-        return f"winogradLoadPair({lo}{d}, {hi}{d})"
-    method(["    /// `input` on four tiles of each of two tile rows: lanes 0..3 read",
-            "    /// through `lo`, lanes 4..7 through `hi` (each laid out as `rows`)."],
-           "inputPair(_ lo: UnsafePointer<UnsafePointer<Float>>, _ hi: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)",
-           prologue + two_d(f"WinogradInputTile{a}.bt", a, a, pair_ptr,
-                            lambda i, j, x: f"winogradStore({x}, v + {i * a + j} * vStride)"))
+    input_method(["    /// `input` on four tiles of each of two tile rows: lanes 0..3 read",
+                  "    /// through `lo`, lanes 4..7 through `hi` (each laid out as `rows`)."],
+                 "inputPair(_ lo: UnsafePointer<UnsafePointer<Float>>, _ hi: UnsafePointer<UnsafePointer<Float>>, run: Int, _ v: UnsafeMutablePointer<Float>, vStride: Int)",
+                 [("lo", "p"), ("hi", "q")], lambda at: f"winogradLoadPair({at[0]}, {at[1]})")
     w("")
     method(["    /// Y = A^T M A + bias for eight tiles: position xi is read at",
             "    /// `mm + xi * mStride`; result (i, j) goes to `y + 8 * (i * m + j)`."],
