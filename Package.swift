@@ -6,7 +6,7 @@
 //
 //   system libraries -> CaffeSchema (generated C) -> CaffeImport -> GraphIR
 //   GraphIR -> Runtime (tensors, kernels, registry, executor) -> Layers
-//   Runtime + ImageIO -> Sampler -> inverse-set (CLI)
+//   Runtime -> Sampler (format-free) ; Sampler + ImageIO + CaffeImport -> SamplerIO -> inverse-set (CLI)
 import Foundation
 import PackageDescription
 
@@ -37,7 +37,7 @@ let package = Package(
         // One dynamic library holds everything a layer plugin links against, so
         // the tool and every plugin share a single copy of the registry types.
         .library(name: "InverseSet", type: .dynamic,
-                 targets: ["GraphIR", "CaffeImport", "Runtime", "Layers", "ImageIO", "Sampler"]),
+                 targets: ["GraphIR", "CaffeImport", "Runtime", "Layers", "ImageIO", "Sampler", "SamplerIO"]),
         // Example plugins: build with `swift build -c release --product SSDLayersPlugin`,
         // load with `inverse-set --plugin .build/release/libSSDLayersPlugin.so ...`.
         .library(name: "SSDLayersPlugin", type: .dynamic, targets: ["SSDLayersPlugin"]),
@@ -83,11 +83,15 @@ let package = Package(
         .target(name: "ImageIO", dependencies: ["Runtime", "CPNG"], swiftSettings: optimised),
 
         // ---- The inverse-set sampler -----------------------------------------
-        .target(name: "Sampler", dependencies: ["Runtime", "GraphIR", "ImageIO"], swiftSettings: optimised),
+        .target(name: "Sampler", dependencies: ["Runtime", "GraphIR"], swiftSettings: optimised),
+
+        // ---- The sampler's files: pipelines, datasets, sample folders, reports --
+        .target(name: "SamplerIO", dependencies: ["CaffeImport", "GraphIR", "Runtime", "Layers", "ImageIO", "Sampler"],
+                swiftSettings: optimised),
 
         // ---- Command-line tool -------------------------------------------------
         .executableTarget(name: "InverseSetCLI",
-                          dependencies: ["CaffeImport", "GraphIR", "Runtime", "Layers", "ImageIO", "Sampler",
+                          dependencies: ["CaffeImport", "GraphIR", "Runtime", "Layers", "ImageIO", "Sampler", "SamplerIO",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: optimised,
                           // Export the runtime's symbols so that layer plugins loaded with
@@ -107,7 +111,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Runtime", "GraphIR", "CaffeImport", "Layers", "ImageIO"],
                 path: "Tests/TestSupport"),
         .testTarget(name: "InverseSetTests",
-                    dependencies: ["TestSupport", "CaffeImport", "GraphIR", "Runtime", "Layers", "ImageIO", "Sampler"],
+                    dependencies: ["TestSupport", "CaffeImport", "GraphIR", "Runtime", "Layers", "ImageIO", "Sampler", "SamplerIO"],
                     path: "Tests/InverseSetTests",
                     linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic"])]),
     ],

@@ -64,31 +64,33 @@ public struct Preprocessor {
         guard n > 0, h > 0, w > 0, outShape.checkedCount != nil else {
             throw IOError(Self.origin, "net input shape \(outShape) is empty or too large")
         }
+        let t = Tensor(shape: outShape)
+        try write(unitHWC: Self.unitFloats(image, channels: c), width: image.width, height: image.height,
+                  into: t.data, channels: c, height: h, width: w)
+        // 4. The same image for every item of the batch.
+        let one = c * h * w
+        for b in 1..<max(1, n) { (t.data + b * one).update(from: t.data, count: one) }
+        return t
+    }
+
+    /// One (C, H, W) net input at `out` from an image given as floats in
+    /// [0, 1], HWC with `c` channels (as `unitFloats` makes them): steps 2 and
+    /// 3 of `tensor(from:shape:)`.
+    public func write(unitHWC x: [Float], width: Int, height: Int, into out: UnsafeMutablePointer<Float>,
+                      channels c: Int, height h: Int, width w: Int) throws {
         let swap = try resolvedSwap(channels: c)
         let meanCHW = try resolvedMean(channels: c, height: h, width: w)
-
-        // 1. Floats in [0, 1], HWC, with `c` channels (gray made here, before resizing,
-        //    as pycaffe converts at load time).
-        var x = Self.unitFloats(image, channels: c)
-        // 2. Geometry.
-        x = Self.fit(x, width: image.width, height: image.height, channels: c, toWidth: w, toHeight: h,
-                     centerCrop: centerCrop)
-        // 3. Transpose + swap + raw scale + mean + scale, written straight into the tensor.
-        let t = Tensor(shape: outShape)
-        let out = t.data
+        let fitted = Self.fit(x, width: width, height: height, channels: c, toWidth: w, toHeight: h,
+                              centerCrop: centerCrop)
         let plane = h * w
         for o in 0..<c {
             let s = swap[o]
             for p in 0..<plane {
-                var v = x[p * c + s] * rawScale
+                var v = fitted[p * c + s] * rawScale
                 if let meanCHW { v -= meanCHW[o * plane + p] }
                 out[o * plane + p] = v * scale
             }
         }
-        // 4. The same image for every item of the batch.
-        let one = c * plane
-        for b in 1..<max(1, n) { (out + b * one).update(from: out, count: one) }
-        return t
     }
 
     /// The swap as a list of source channels, validated.
@@ -152,7 +154,7 @@ public struct Preprocessor {
     /// HWC floats in [0, 1] with `channels` (1 or 3) per pixel: alpha is
     /// dropped (as `caffe.io.load_image`), gray is repeated for colour, and
     /// colour is reduced to luma Y = 0.2125 R + 0.7154 G + 0.0721 B for gray.
-    static func unitFloats(_ image: PNGImage, channels c: Int) -> [Float] {
+    public static func unitFloats(_ image: PNGImage, channels c: Int) -> [Float] {
         let sc = image.channels, n = image.width * image.height
         let px = image.pixels
         let k: Float = 1 / 255

@@ -169,7 +169,7 @@ extension PNGImage {
     }
 
     /// Rounds to the nearest byte, clipping to 0...255 (NaN becomes 0).
-    @inline(__always) static func byte(_ v: Float) -> UInt8 {
+    @inline(__always) public static func byte(_ v: Float) -> UInt8 {
         guard v > 0 else { return 0 }
         return v >= 255 ? 255 : UInt8(v.rounded())
     }

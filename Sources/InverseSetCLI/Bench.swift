@@ -3,6 +3,7 @@ import Foundation
 import GraphIR
 import Runtime
 import Sampler
+import SamplerIO
 
 /// `inverse-set bench NET.prototxt [--weights W] --batch N [--backward] [--threads T]`
 struct Bench: ParsableCommand {

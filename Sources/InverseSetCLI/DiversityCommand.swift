@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ImageIO
 import Sampler
+import SamplerIO
 
 /// `inverse-set diversity DIR`: recompute the metrics of any sample folder.
 struct DiversityCommand: ParsableCommand {
@@ -13,13 +14,9 @@ struct DiversityCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             _ = try common.makeRegistry()   // --plugin is accepted (and checked) by every subcommand
-            guard let data = FileManager.default.contents(atPath: dir + "/samples.json") else {
-                throw SamplerError("\(dir): no samples.json; is it a folder written by inverse-set sample?")
-            }
-            let m = try JSONDecoder().decode(SampleFolder.Manifest.self, from: data)
-            let e = try NPY.read(dir + "/embeddings.npy")
-            let n = e.shape.rank == 2 ? e.shape[0] : 0
-            let rows = (0..<n).map { Array(UnsafeBufferPointer(start: e.data + $0 * e.shape[1], count: e.shape[1])) }
+            let folder = try SampleFolder(existing: dir)
+            let m = folder.manifest
+            let rows = folder.embeddings
             let inBand = m.samples.isEmpty ? 0 : Double(m.samples.filter { r in
                 zip(r.activations, m.bands[r.band]).allSatisfy { $1.contains($0) }
             }.count) / Double(m.samples.count)

@@ -4,6 +4,7 @@ import GraphIR
 import ImageIO
 import Runtime
 import Sampler
+import SamplerIO
 
 /// `inverse-set sample [--pipeline P.json] --neuron SPEC ... --range Z1:Z2 ... --out DIR`
 struct SampleCommand: ParsableCommand {
@@ -15,16 +16,21 @@ struct SampleCommand: ParsableCommand {
         conv5:12:mean, pre(fc6):17 (before in-place layers), each optionally =Z1:Z2 for its own band.
         Several --neuron flags constrain all of them at once (intersection of inverse sets).
         Several --range flags run one band after another, one row of the sheet per band.
-        Output (written as produced; rerun the same command to resume an interrupted run):
-        DIR/sheet.png, DIR/samples/NNNN.png, DIR/samples.json, DIR/codes.npy, DIR/embeddings.npy,
-        DIR/report.html. The last line printed is a JSON summary:
-        {"accepted", "in_band", "diversity", "steps", "seconds", "trunk_passes_per_step"};
-        trunk_passes_per_step counts the forward passes of f (and of a separate E) per evaluation
-        of the K walkers: 1 when E is f cut at a blob, whose trunk then serves both.
+
+        The default method (inverse-set, variant data) starts its walkers from the codes of real
+        images of the pipeline's dataset (data.dataset, training split) and keeps the samples
+        realistic and spaced apart; --variant paper runs the paper's algorithm as published.
+        When the pipeline names a dataset (or with --dataset), the report judges the samples
+        against the real images in the band (test split; see `inverse-set evaluate`).
+
+        Output (written as produced; rerun the same command to resume, or with a larger -n to
+        extend): DIR/sheet.png, DIR/samples/NNNN.png, DIR/samples.json, DIR/state.json,
+        DIR/codes.npy, DIR/embeddings.npy, DIR/report.html, DIR/evaluation.json (docs/outputs.md).
+        The last line printed is a JSON summary: {"accepted", "in_band", "diversity", "steps",
+        "seconds", "trunk_passes_per_step"} (steps and seconds over all segments of the folder).
         Exit status: 0 when every band got its n samples; 2 when a band did not within
         --max-steps (what was found is kept, and stderr names the closest activations reached);
-        1 on an error. Walkers that produce NaN or Inf restart from fresh codes (reported on
-        stderr); no such sample is written.
+        1 on an error.
         """)
 
     @Option(help: "Pipeline file naming G, f and E (default: Models/fashion/pipeline.json).")
@@ -36,101 +42,102 @@ struct SampleCommand: ParsableCommand {
     @Option(name: .short, help: "Walkers (batch size).") var k: Int = 10
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "inverse-set, am (activation maximisation) or ppgn.") var method: String = "inverse-set"
+    @Option(help: "inverse-set's variant: data (default) or paper.") var variant: String = "data"
     @Option(name: .customLong("max-steps"), help: "Give up after this many gradient steps per band.") var maxSteps: Int = 3000
+    @Option(help: "Dataset for the evaluation in the report (default: the pipeline's data.dataset, test split).")
+    var dataset: String?
+    @Option(name: .customLong("prior"), help: "Dataset whose codes start the walkers (default: the pipeline's data.dataset, training split).")
+    var priorDataset: String?
+    @Option(name: .customLong("prior-count"), help: "Images of the prior (default: the pipeline's data.prior_count, else 10000).")
+    var priorCount: Int?
+    @Flag(name: .customLong("no-evaluate"), help: "Skip the evaluation against the dataset.") var noEvaluate = false
+    @Option(name: .customLong("tune"), help: .hidden) var tune: [String] = []
     @Option(help: "Output folder.") var out: String
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         try reportingErrors {
-            guard ["inverse-set", "am", "ppgn"].contains(method) else {
+            guard let m = SampleRequest.Method(rawValue: method) else {
                 throw SamplerError("--method must be inverse-set, am or ppgn, not '\(method)'")
+            }
+            guard let v = SamplerSettings.Variant(rawValue: variant) else {
+                throw SamplerError("--variant must be data or paper, not '\(variant)'")
             }
             guard n > 0, k > 0 else { throw SamplerError("-n and -k must be positive") }
             guard !neurons.isEmpty else { throw SamplerError("give at least one --neuron, e.g. --neuron fc8:3") }
             let specs = try neurons.map { try NeuronSpec(parsing: $0) }
             let ranges = try self.ranges.map { try Band(parsing: $0) }
-            if specs.contains(where: { $0.band == nil }) && ranges.isEmpty {
-                throw SamplerError("neuron '\(specs.first { $0.band == nil }!)' has no band: add --range Z1:Z2 or write it as SPEC=Z1:Z2")
+            if let missing = specs.first(where: { $0.band == nil }), ranges.isEmpty {
+                throw SamplerError("neuron '\(missing)' has no band: add --range Z1:Z2 or write it as SPEC=Z1:Z2")
             }
             // One run per --range (or a single run when every neuron has its own band).
-            let bandSets: [[Band]] = (ranges.isEmpty ? [nil] : ranges.map { Optional($0) }).map { r in
-                specs.map { $0.band ?? r! }
-            }
+            let bandSets: [[Band]] = ranges.isEmpty ? [specs.compactMap(\.band)] : ranges.map { r in specs.map { $0.band ?? r } }
             let registry = try common.makeRegistry()
             let loaded = try LoadedPipeline.load(pipeline, registry: registry)
-            let p = loaded.pipeline
-            let config: [String: String] = [
-                "pipeline": pipeline, "method": method, "n": String(n), "k": String(k), "seed": String(seed),
-                "neurons": neurons.joined(separator: " "), "ranges": self.ranges.joined(separator: " "),
-            ]
-            let folder = try SampleFolder(dir: out, configuration: config, neurons: neurons, bands: bandSets)
-            let started = Date()
-            var totalSteps = 0
-            var notes: [String] = []
-            var bandsShort = 0   // bands that ended without n samples (exit code 2)
+            var request = SampleRequest(neurons: specs, bandSets: bandSets)
+            request.n = n; request.k = k; request.seed = seed; request.method = m; request.variant = v
+            request.maxSteps = maxSteps; request.priorDataset = priorDataset; request.priorCount = priorCount
+            request.command = CommandLine.arguments
+            request.tune = try Self.tuning(tune)
+            // The reference PPGN scripts reset hidden-unit chains every 100 steps, class chains never.
+            try loaded.pipeline.setNeurons(zip(specs, bandSets[0]).map { ($0, $1) })
+            if Self.neuronLabels(loaded.pipeline, classNames: loaded.labels).contains("") { request.ppgn.resetEvery = 100 }
+            let settings = SampleFolder.Settings(pipeline: pipeline, method: method, variant: m == .inverseSet ? variant : nil,
+                                                 k: k, seed: seed, neurons: neurons, ranges: self.ranges, maxSteps: maxSteps)
+            let folder = try SampleFolder(dir: out, settings: settings, n: n, neurons: neurons, bands: bandSets,
+                                          tool: toolVersion)
             let progress = Progress(total: n * bandSets.count)
-            for (b, bands) in bandSets.enumerated() {
-                try p.setNeurons(zip(specs, bands).map { ($0, $1) })
-                let existing = folder.samples(band: b)
-                if existing.count >= n { continue }
-                var settings = SamplerSettings()
-                settings.count = n; settings.walkers = k; settings.seed = seed &+ UInt64(b) &* 7919
-                settings.maxSteps = maxSteps; settings.initLow = loaded.initLow; settings.initHigh = loaded.initHigh
-                let sampler = InverseSetSampler(pipeline: p, settings: settings)
-                let write: ([Sample]) throws -> Void = { batch in
-                    try folder.append(batch, band: b) { s in
-                        guard let img = s.image else { return nil }
-                        return Tensor(shape: [1, img.count], values: img).withDisplay(loaded.display)
-                    }
-                    progress.update(accepted: folder.manifest.samples.count)
-                }
-                let result: SamplerResult
-                switch method {
-                case "am": result = try Baselines.activationMaximisation(sampler, onAccept: write)
-                case "ppgn": result = try Baselines.ppgn(sampler, onAccept: write)
-                default:
-                    result = try sampler.run(existing: existing, onAccept: write) { pr in
-                        progress.update(step: pr.step, accepted: folder.manifest.samples.count,
-                                        phase: "\(pr.phase), \(pr.feasibleWalkers)/\(k) walkers in band")
-                    }
-                }
-                totalSteps += result.steps
-                if result.nonFiniteResets > 0 {
-                    notes.append("band \(b) \(bands): \(result.nonFiniteResets) time(s) a walker's activations or features were NaN or Inf; it was stopped and restarted from a fresh code (no such sample is written)")
-                }
-                if !result.reachedTarget {
-                    bandsShort += 1
-                    let closest = zip(specs, result.closest).map { "\($0)=\($1)" }.joined(separator: ", ")
-                    notes.append("band \(b) \(bands): only \(result.samples.count) of \(n) samples after \(result.steps) steps; closest activations reached: \(closest)")
-                }
+            let outcome = try SamplingRun.run(request, loaded: loaded, folder: folder) { step, accepted, phase in
+                progress.update(step: step, accepted: accepted, phase: phase)
             }
             progress.finish()
-            let allActs = folder.manifest.samples.map(\.activations)
-            let allBands = folder.manifest.samples.map { bandSets[$0.band] }
-            let inBand = allActs.isEmpty ? 0 : Double(zip(allActs, allBands).filter { a, bs in zip(a, bs).allSatisfy { $1.contains($0) } }.count) / Double(allActs.count)
-            let diversity = Metrics.meanPairwiseDistance(folder.embeddings)
-            let seconds = Date().timeIntervalSince(started)
-            let perStep = p.netPassesPerEvaluation
-            folder.manifest.summary = ["accepted": Double(folder.manifest.samples.count), "in_band": inBand,
-                                       "diversity": diversity, "steps": Double(totalSteps), "seconds": seconds,
-                                       "trunk_passes_per_step": perStep]
-            try folder.flush()
-            try Report.write(folder: folder, bandSets: bandSets, neurons: neurons, method: method, notes: notes,
-                             labels: Self.neuronLabels(p, classNames: loaded.labels))
-            for note in notes { FileHandle.standardError.write(Data("inverse-set: warning: \(note)\n".utf8)) }
+            var evaluation: FolderEvaluation? = nil
+            if !noEvaluate && (dataset != nil || loaded.spec.data?.dataset != nil) {
+                FileHandle.standardError.write(Data("inverse-set: evaluating against the dataset\n".utf8))
+                evaluation = try FolderEvaluation.evaluate(folder: folder, loaded: loaded, neurons: specs, dataset: dataset, split: nil)
+                try evaluation!.write(to: out)
+            }
+            try Report.write(folder: folder, context: Report.Context(neurons: neurons, labels: Self.neuronLabels(loaded.pipeline, classNames: loaded.labels),
+                                                                      classNames: loaded.labels, notes: outcome.notes, facts: outcome.facts),
+                             evaluation: evaluation)
+            for note in outcome.notes { FileHandle.standardError.write(Data("inverse-set: note: \(note)\n".utf8)) }
             print("sheet: \(out)/sheet.png  report: \(out)/report.html")
-            let summary: [String: Any] = ["accepted": folder.manifest.samples.count, "in_band": inBand, "diversity": diversity,
-                                          "steps": totalSteps, "seconds": (seconds * 100).rounded() / 100,
-                                          "trunk_passes_per_step": perStep]
+            let summary: [String: Any] = ["accepted": outcome.accepted, "in_band": outcome.inBand, "diversity": outcome.diversity,
+                                          "steps": outcome.steps, "seconds": (outcome.seconds * 100).rounded() / 100,
+                                          "trunk_passes_per_step": outcome.trunkPassesPerStep]
             let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
-            if bandsShort > 0 { throw ExitCode(2) }
+            if outcome.bandsShort > 0 { throw ExitCode(2) }
         }
     }
-}
 
-extension Tensor {
-    func withDisplay(_ f: (Tensor, Int) -> PNGImage) -> PNGImage { f(self, 0) }
+    /// `--tune key=value` overrides of the data variant's settings (for the
+    /// ablations of docs/sampler.md).
+    static func tuning(_ items: [String]) throws -> @Sendable (inout SamplerSettings) -> Void {
+        var setters: [@Sendable (inout SamplerSettings) -> Void] = []
+        for item in items {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw SamplerError("--tune expects KEY=VALUE, got '\(item)'") }
+            let (key, value) = (parts[0], parts[1])
+            func number<T: LosslessStringConvertible>(_: T.Type) throws -> T {
+                guard let v = T(value) else { throw SamplerError("--tune \(key): '\(value)' is not a number") }
+                return v
+            }
+            switch key {
+            case "lifetime": let v = try number(Int.self); setters.append { $0.lifetime = v }
+            case "spacing": let v = try number(Float.self); setters.append { $0.spacing = v }
+            case "bandwidth": let v = try number(Float.self); setters.append { $0.bandwidth = v }
+            case "step": let v = try number(Float.self); setters.append { $0.stepTarget = v }
+            case "realism": let v = try number(Int.self); setters.append { $0.realism = v != 0 }
+            case "realism_k": let v = try number(Int.self); setters.append { $0.realismK = v }
+            case "realism_quantile": let v = try number(Double.self); setters.append { $0.realismQuantile = v }
+            case "stratify": let v = try number(Int.self); setters.append { $0.stratify = v != 0 }
+            default: throw SamplerError("--tune: unknown key '\(key)' (lifetime, spacing, bandwidth, step, realism, realism_k, realism_quantile, stratify)")
+            }
+        }
+        let all = setters
+        return { s in for f in all { f(&s) } }
+    }
 }
 
 /// Progress on stderr: a bar when stderr is a terminal, periodic lines otherwise.
@@ -161,7 +168,7 @@ final class Progress {
         if tty {
             let width = 30, filled = total > 0 ? min(width, width * accepted / total) : 0
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            let line = String(format: "\r[%@] %d/%d samples  step %d  %.1f/s  ETA %@  %@", bar, accepted, total, step, rate, etaText, phase)
+            let line = String(format: "\r[%@] %d/%d samples  step %d  %.1f/s  ETA %@  %@\u{1B}[K", bar, accepted, total, step, rate, etaText, phase)
             FileHandle.standardError.write(Data((line + (final ? "\n" : "")).utf8))
         } else {
             let line = String(format: "progress: %d/%d samples, step %d, %.1f samples/s, ETA %@ %@\n", accepted, total, step, rate, etaText, phase)

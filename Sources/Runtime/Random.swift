@@ -7,6 +7,9 @@ import Glibc
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     private var state: UInt64
     public init(seed: UInt64) { state = seed }
+    /// The generator's state: `SplitMix64(seed: g.currentState)` continues
+    /// the sequence of `g` exactly (for saving and resuming a run).
+    public var currentState: UInt64 { state }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

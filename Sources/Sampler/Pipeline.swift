@@ -162,6 +162,65 @@ public final class Pipeline {
         return Evaluation(activations: acts, embeddings: emb, generated: g.copy())
     }
 
+    /// f (and E) on real images already in f's input space (N x C x H x W):
+    /// the activations of the chosen neurons and E's features, as `forward`
+    /// reports them for generated images. `codeBlob`, when given, is also
+    /// read: the classifier blob that G takes as its code (fc6 for the
+    /// paper's generator), so that G(code(x)) reconstructs x.
+    public func score(images x: Tensor, codeBlob: ValueID? = nil) throws -> (activations: [[Float]], embeddings: Tensor, codes: Tensor?) {
+        guard let fPlan else { throw SamplerError("internal: setNeurons was not called") }
+        let k = x.shape[0]
+        // The backward plan frees what no backward step reads; a code blob
+        // outside it is read with a plain forward pass.
+        let plan = codeBlob.map { fPlan.keep.contains($0) } == false ? nil : fPlan
+        try classifier.forward([classifier.graph.values[fIn.index].blob: x], plan: plan)
+        var acts = [[Float]](repeating: [], count: k)
+        for i in 0..<k { acts[i] = neurons.map { n in n.activation(classifier.tensor(n.value)!, sample: i) } }
+        var codes: Tensor? = nil
+        if let codeBlob, let c = classifier.tensor(codeBlob) {
+            codes = Tensor(shape: [k, c.count / max(k, 1)], values: c.array)
+        }
+        let e: Tensor
+        if let enc = encoder, let eIn, let ePlan {
+            try enc.forward([enc.graph.values[eIn.index].blob: x], plan: ePlan)
+            e = enc.tensor(eOut)!
+        } else {
+            e = classifier.tensor(eOut)!
+        }
+        return (acts, Tensor(shape: [k, e.count / max(k, 1)], values: e.array), codes)
+    }
+
+    /// The argmax over the channels of `blob` (a class vector of f) for G's
+    /// images of `codes`, in batches.
+    public func topClasses(codes: PointSet, blob: ValueID, batch: Int = 100) throws -> [Int] {
+        guard let gPlan else { throw SamplerError("internal: setNeurons was not called") }
+        var out: [Int] = []
+        for start in stride(from: 0, to: codes.count, by: batch) {
+            let n = min(batch, codes.count - start)
+            let c = Tensor(shape: codeShape(n), values: Array(codes.values[(start * codes.dim)..<((start + n) * codes.dim)]))
+            try generator.forward([generator.graph.values[gIn.index].blob: c], plan: gPlan)
+            let g = generator.tensor(gOut)!
+            let xs = Tensor(shape: try glue.outputShape(g.shape))
+            glue.forward(g, xs)
+            try classifier.forward([classifier.graph.values[fIn.index].blob: xs])
+            guard let t = classifier.tensor(blob) else { throw SamplerError("internal: class blob not kept") }
+            let per = t.count / n
+            for i in 0..<n {
+                var best = 0
+                for j in 1..<per where t[i * per + j] > t[i * per + best] { best = j }
+                out.append(best)
+            }
+        }
+        return out
+    }
+
+    /// The classifier's input shape for `n` images.
+    public func imageShape(_ n: Int) -> Shape {
+        var s = classifier.shapes[fIn.index]
+        s[0] = n
+        return s
+    }
+
     /// Given dJ/da (K x m) and dJ/de (K x D) at the last forward pass,
     /// returns dJ/dcodes (K x d).
     public func backward(dActivations: [[Float]], dEmbeddings: Tensor?) throws -> Tensor {

@@ -94,6 +94,42 @@ public struct PipelineSpec: Codable, Sendable {
         public init() {}
     }
 
+    /// How dataset images become f's input (pycaffe's Transformer, as `run`
+    /// does for PNGs): pixels in [0, 1], resized to f's input (or, with
+    /// center_crop, short side scaled and the centre cut), channels in
+    /// channel_swap order (indices into RGB), then ((x * raw_scale) - mean) * scale.
+    public struct PreprocessSpec: Codable, Sendable {
+        public var raw_scale: Float?
+        public var scale: Float?
+        public var mean_file: String?
+        public var mean_values: [Float]?
+        public var channel_swap: [Int]?
+        public var center_crop: Bool?
+        public init() {}
+    }
+    /// Real images for the code prior and the evaluation.
+    ///
+    /// dataset: a folder of IDX files (as Debian's dataset-fashion-mnist),
+    /// one IDX file, a folder of PNGs, a list file of PNG paths (with an
+    /// optional label after each, Caffe's ImageData format) or an .npy of
+    /// images in [0, 1] (N x H x W or N x C x H x W). Splits ("train",
+    /// "test") pick the files of an IDX folder.
+    public struct DataSpec: Codable, Sendable {
+        public var dataset: String?
+        /// The split whose codes form the sampler's prior (default "train").
+        public var prior_split: String?
+        /// Prior images used (default 10,000, the first ones of the split).
+        public var prior_count: Int?
+        /// The split the evaluation compares with (default "test"): images
+        /// the sampler never saw.
+        public var evaluation_split: String?
+        /// The classifier blob that is G's code for an image (default: E's
+        /// output when it has as many values as the code).
+        public var code_blob: String?
+        public var preprocess: PreprocessSpec?
+        public init() {}
+    }
+
     public var generator: NetSpec
     public var classifier: NetSpec
     public var encoder: EncoderSpec
@@ -102,4 +138,5 @@ public struct PipelineSpec: Codable, Sendable {
     public var codes: CodeSpec?
     /// Human-readable class names of the classifier's output units (optional text file, one per line).
     public var labels: String?
+    public var data: DataSpec?
 }

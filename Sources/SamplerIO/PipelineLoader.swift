@@ -7,16 +7,24 @@ import Sampler
 
 /// Reads a pipeline.json and builds the `Pipeline` (nets loaded, glue and
 /// code box resolved; paths relative to the file).
-struct LoadedPipeline {
-    var spec: PipelineSpec
-    var pipeline: Pipeline
-    var directory: String
-    var initLow: [Float]
-    var initHigh: [Float]
-    var display: (Tensor, Int) -> PNGImage
-    var labels: [String]
+public struct LoadedPipeline {
+    public var path: String
+    public var spec: PipelineSpec
+    public var pipeline: Pipeline
+    public var directory: String
+    public var initLow: [Float]
+    public var initHigh: [Float]
+    /// G's output (sample i of a batch) as a picture.
+    public var display: (Tensor, Int) -> PNGImage
+    /// Class names of the classifier's output units ([] without a labels file).
+    public var labels: [String]
+    /// Dataset images -> f's input (the pipeline's data.preprocess).
+    public var preprocessor: Preprocessor
 
-    static func load(_ path: String, registry: LayerRegistry) throws -> LoadedPipeline {
+    /// A path of the pipeline file (relative to its folder unless absolute).
+    public func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (directory.isEmpty ? p : directory + "/" + p) }
+
+    public static func load(_ path: String, registry: LayerRegistry) throws -> LoadedPipeline {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw SamplerError("\(path): no such pipeline file")
         }
@@ -117,12 +125,17 @@ struct LoadedPipeline {
         if let l = spec.labels, let text = try? String(contentsOfFile: rel(l), encoding: .utf8) {
             labels = text.split(separator: "\n").map(String.init)
         }
-        return LoadedPipeline(spec: spec, pipeline: pipeline, directory: dir, initLow: initLow, initHigh: initHigh,
-                              display: display, labels: labels)
+        let pre = spec.data?.preprocess ?? PipelineSpec.PreprocessSpec()
+        let preMean = try pre.mean_file.map { try MeanFile.read(rel($0)) }
+        let preprocessor = Preprocessor(channelSwap: pre.channel_swap ?? [], rawScale: pre.raw_scale ?? 1,
+                                        scale: pre.scale ?? 1, mean: preMean, meanValues: pre.mean_values,
+                                        centerCrop: pre.center_crop ?? false)
+        return LoadedPipeline(path: path, spec: spec, pipeline: pipeline, directory: dir, initLow: initLow, initHigh: initHigh,
+                              display: display, labels: labels, preprocessor: preprocessor)
     }
 
     /// A mean image (C,H,W) or per-channel mean (C) as one value per element.
-    static func meanPerElement(_ path: String, per: Int, channels: Int) throws -> [Float] {
+    public static func meanPerElement(_ path: String, per: Int, channels: Int) throws -> [Float] {
         let m = try NPY.read(path)
         if m.count == per { return m.array }
         if m.count == channels { return (0..<per).map { m[$0 / (per / channels)] } }
