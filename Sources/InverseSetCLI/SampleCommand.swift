@@ -125,6 +125,7 @@ struct SampleCommand: ParsableCommand {
             }
             switch key {
             case "lifetime": let v = try number(Int.self); setters.append { $0.lifetime = v }
+            case "max_walk": let v = try number(Int.self); setters.append { $0.maxWalk = v }
             case "spacing": let v = try number(Float.self); setters.append { $0.spacing = v }
             case "bandwidth": let v = try number(Float.self); setters.append { $0.bandwidth = v }
             case "step": let v = try number(Float.self); setters.append { $0.stepTarget = v }
@@ -132,7 +133,9 @@ struct SampleCommand: ParsableCommand {
             case "realism_k": let v = try number(Int.self); setters.append { $0.realismK = v }
             case "realism_quantile": let v = try number(Double.self); setters.append { $0.realismQuantile = v }
             case "stratify": let v = try number(Int.self); setters.append { $0.stratify = v != 0 }
-            default: throw SamplerError("--tune: unknown key '\(key)' (lifetime, spacing, bandwidth, step, realism, realism_k, realism_quantile, stratify)")
+            case "realism_in_band": let v = try number(Int.self); setters.append { $0.realismInBand = v != 0 }
+            case "realism_recon": let v = try number(Int.self); setters.append { $0.realismOnReconstructions = v != 0 }
+            default: throw SamplerError("--tune: unknown key '\(key)' (lifetime, max_walk, spacing, bandwidth, step, realism, realism_k, realism_quantile, realism_in_band, realism_recon, stratify)")
             }
         }
         let all = setters

@@ -76,7 +76,8 @@ public enum Baselines {
     /// pass at the layer, before ReLU, so a unit at 0 still has a gradient);
     /// several neurons add their terms. The prior E(G(h)) - h needs E to map
     /// images to codes (E's output has the code's size, as CaffeNet's fc6 for
-    /// the fc6 generator); otherwise the pipeline is refused. lr is in units
+    /// the fc6 generator); otherwise the chain runs without it (its share in
+    /// `shares` is then 0, which the report shows). lr is in units
     /// of the mean |code| of the prior codes when there are some (CaffeNet's
     /// fc6 codes, for which the reference's lr = 1 was set, average about 1),
     /// else of the initial box. Every `saveEvery`-th state after the start is
@@ -111,9 +112,8 @@ public enum Baselines {
         while samples.count < s.count && t < s.maxSteps {
             let ev = try p.forward(codes)
             let dim = ev.embeddings.count / k
-            guard dim == d else {
-                throw SamplerError("ppgn needs E to map images to G's codes (E gives \(dim) values, the code has \(d)); use an encoder cut at the code layer")
-            }
+            // The prior term needs E to map images to codes; without it the chain runs with eps1 = 0.
+            let eps1: Float = dim == d ? ppgn.eps1 : 0
             if t > 0 && t % ppgn.saveEvery == 0 {
                 var batch = collect(ev, codes, k: k, d: d, step: t, limit: s.count - samples.count)
                 for j in batch.indices { batch[j].activations = Array(batch[j].activations.prefix(m)) }
@@ -136,7 +136,7 @@ public enum Baselines {
                 var delta = [Float](repeating: 0, count: d)
                 var absSum: Float = 0
                 for j in 0..<d {
-                    let prior = ppgn.eps1 * (e[j] - c[j]), condition = -ppgn.eps2 * gi[j]
+                    let prior = eps1 * (dim == d ? e[j] - c[j] : 0), condition = -ppgn.eps2 * gi[j]
                     let noise = ppgn.eps3 * rng.gaussian()
                     sumPrior += Double(abs(prior)); sumCondition += Double(abs(condition)); sumNoise += Double(abs(noise))
                     delta[j] = prior + condition + noise

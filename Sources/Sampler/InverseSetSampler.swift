@@ -56,6 +56,10 @@ public struct SamplerSettings: Sendable, Codable, Equatable {
     // the spacing real images of the band would have at the sample size.
     /// Samples a walker gives from one start before it restarts from another real code.
     public var lifetime: Int = 5
+    /// Steps a walker takes from its seed (the first step in the band since
+    /// its start) before it restarts: samples drift from the data as walks
+    /// grow long.
+    public var maxWalk: Int = 6
     /// A feasible walker is accepted only this far (x d^) from every accepted sample.
     public var spacing: Float = 0.5
     /// Width h of the repulsion kernel (x d^).
@@ -68,6 +72,9 @@ public struct SamplerSettings: Sendable, Codable, Equatable {
     public var realism: Bool = true
     /// Realism balls around the reconstructions E(G(c_j)) instead of the real images' E(x_j).
     public var realismOnReconstructions: Bool = false
+    /// Realism balls around the prior images inside the band only (their
+    /// radii taken among themselves), when at least 4 k of them are.
+    public var realismInBand: Bool = true
     /// Walkers aim at the third of the (first neuron's) band that holds the fewest samples.
     public var stratify: Bool = true
 
@@ -114,6 +121,8 @@ public struct WalkerState: Sendable, Codable, Equatable {
     /// Prior row it started from (data variant).
     public var startRow: Int? = nil
     public var startStep: Int = 0
+    /// The step at which it first reached its band since that start (its seed).
+    public var seedStep: Int? = nil
     public var acceptedSinceStart: Int = 0
     public var lastAcceptStep: Int = 0
     public var bestViolation: Float = .infinity
@@ -183,9 +192,14 @@ public final class InverseSetSampler {
         self.pipeline = pipeline
         self.settings = settings
         self.prior = settings.variant == .data ? prior : nil
-        realismModel = (settings.variant == .data && settings.realism && prior != nil)
-            ? RealismModel(reference: settings.realismOnReconstructions ? prior!.embeddings : prior!.realEmbeddings,
-                           k: settings.realismK, quantile: settings.realismQuantile) : nil
+        realismModel = settings.variant == .data && settings.realism ? prior.map { p in
+            let reference = settings.realismOnReconstructions ? p.embeddings : p.realEmbeddings
+            let bands = pipeline.neurons.map(\.band)
+            let inBand = settings.realismOnReconstructions ? p.rows(inside: bands) : p.realRows(inside: bands)
+            // The real images of the band when there are enough of them, else all.
+            let rows = settings.realismInBand && inBand.count >= 4 * settings.realismK ? inBand : Array(0..<p.count)
+            return RealismModel(reference: reference.subset(rows), k: settings.realismK, quantile: settings.realismQuantile)
+        } : nil
         rng = SplitMix64(seed: settings.seed)
     }
 
@@ -263,17 +277,15 @@ public final class InverseSetSampler {
         } else {
             state = SamplerState(variant: settings.variant, step: existing.map(\.step).max().map { $0 + 1 } ?? 0,
                                  rng: 0, walkers: [])
-            state.seeding = settings.variant == .paper && existing.count < k
+            // Without a saved state (a new folder, or one whose state was lost)
+            // the walkers start afresh; the paper variant seeds again.
+            state.seeding = settings.variant == .paper
             state.closest = Array(repeating: .nan, count: m)
             state.closestDistance = Array(repeating: .infinity, count: m)
             let fresh = randomCodes(k)
             for i in 0..<k {
-                var w = WalkerState(code: Array(UnsafeBufferPointer(start: fresh.data + i * d, count: d)), neurons: m, step: state.step)
-                if settings.variant == .paper, existing.count >= k {
-                    // A paper run resumed without state: walkers from the last samples.
-                    w.code = existing[existing.count - k + i].code
-                }
-                state.walkers.append(w)
+                state.walkers.append(WalkerState(code: Array(UnsafeBufferPointer(start: fresh.data + i * d, count: d)),
+                                                 neurons: m, step: state.step))
             }
             if settings.variant == .data {
                 state.unit = distanceUnit(accepted: accepted)
@@ -368,13 +380,22 @@ public final class InverseSetSampler {
             case .data:
                 let minimum = settings.spacing * state.unit
                 var anyBandFeasible = false
+                // Thirds filled so far, counting this step's batch.
+                var filled = thirds
                 for i in 0..<k where feasibleBand[i] && total + batch.count < settings.count {
                     anyBandFeasible = true
                     guard realistic(i) else { continue }
+                    // A walker aiming at a third that holds under a fifth of the samples
+                    // gives samples only there: on its way it would fill the others instead.
+                    let w = state.walkers[i]
+                    let sum = filled.reduce(0, +)
+                    if settings.stratify, w.target >= 0, let t = third(ev.activations[i]), t != w.target,
+                       sum >= 3 * k, 5 * filled[w.target] < sum { continue }
                     let ei = e.row(i)
                     guard accepted.nearestDistance(ei) >= minimum,
                           batch.allSatisfy({ dist($0.embedding, ei) >= minimum }) else { continue }
                     take(i)
+                    if let t = third(ev.activations[i]) { filled[t] += 1 }
                 }
                 state.stepsWithoutAccept = batch.isEmpty ? state.stepsWithoutAccept + 1 : 0
                 // Feasible in the band but never realistic enough: widen the balls.
@@ -384,7 +405,12 @@ public final class InverseSetSampler {
                 }
                 for i in 0..<k where alive[i] {
                     let w = state.walkers[i]
-                    if w.acceptedSinceStart >= settings.lifetime || state.step - w.lastAcceptStep >= stall { restartNow[i] = true }
+                    if feasibleBand[i] && w.seedStep == nil { state.walkers[i].seedStep = state.step }
+                    // A walker that needed a long approach to the band may walk as long again.
+                    let walked = state.walkers[i].seedStep.map { state.step - $0 } ?? 0
+                    let approach = state.walkers[i].seedStep.map { $0 - w.startStep } ?? 0
+                    if w.acceptedSinceStart >= settings.lifetime || state.step - w.lastAcceptStep >= stall
+                        || walked >= settings.maxWalk + approach { restartNow[i] = true }
                 }
             }
             for s in batch { if let t = third(s.activations) { thirds[t] += 1 } }
@@ -533,10 +559,16 @@ public final class InverseSetSampler {
         var w = WalkerState(code: state.walkers[i].code, neurons: m, step: step ?? state.step)
         if settings.stratify && !bands.isEmpty {
             var load = thirds.map(Double.init)
+            var aiming = [0, 0, 0]
             for (j, o) in state.walkers.enumerated() where j != i && o.target >= 0 {
                 load[o.target] += Double(max(0, settings.lifetime - o.acceptedSinceStart))
+                aiming[o.target] += 1
             }
-            w.target = load.indices.min { load[$0] < load[$1] } ?? 0
+            // At most a third of the walkers (rounded up) aim at one third, so a
+            // third that is hard to reach does not take every walker.
+            let cap = (settings.walkers + 2) / 3
+            let open = (0..<3).filter { aiming[$0] < cap }
+            w.target = (open.isEmpty ? Array(0..<3) : open).min { load[$0] < load[$1] } ?? 0
         }
         let used = Set(state.usedStarts)
         // Codes whose reconstruction is in the target (the walker is feasible at
@@ -567,7 +599,8 @@ public final class InverseSetSampler {
     /// d^: the median nearest-neighbour distance in E among `count` prior
     /// images in the band (a fixed random subset when there are more, all
     /// when there are fewer): the spacing real images of the band have at the
-    /// sample size. With fewer than 10 real images in the band, the
+    /// sample size (extrapolated when the band holds fewer real images than
+    /// samples). With fewer than 10 real images in the band, the
     /// reconstructions nearest to it stand in.
     func distanceUnit(accepted: AcceptedSet) -> Float {
         guard let prior else { return 0 }
@@ -579,9 +612,17 @@ public final class InverseSetSampler {
         }
         var pick = SplitMix64(seed: settings.seed &+ 0x5EED)
         rows.shuffle(using: &pick)
-        let subset = points.subset(Array(rows.prefix(max(settings.count, 2))))
-        let u = Float(SampleQuality.median(subset.neighbourRadii(k: 1)))
-        return u.isFinite ? u : 0
+        func spacing(_ m: Int) -> Double { SampleQuality.median(points.subset(Array(rows.prefix(m))).neighbourRadii(k: 1)) }
+        let n = max(settings.count, 2)
+        var u = spacing(min(n, rows.count))
+        if rows.count < n && rows.count >= 20 {
+            // Fewer real images than samples: nearest-neighbour distances shrink as
+            // m^(-1/dim); the exponent from m and m/2 points extrapolates to n.
+            let m = rows.count
+            let exponent = min(max(log(spacing(m / 2) / u) / log(Double(m) / Double(m / 2)), 0.02), 1)
+            u *= pow(Double(m) / Double(n), exponent)
+        }
+        return u.isFinite ? Float(u) : 0
     }
 
     /// Without a prior: half the median distance between the first walkers.

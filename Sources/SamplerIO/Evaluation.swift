@@ -7,8 +7,9 @@ import Sampler
 /// A sample folder judged against the real inverse set: the dataset images
 /// (of a split the sampler did not use) whose activations lie in each band,
 /// embedded by the same E (`SampleQuality` has the figures). The control is
-/// G's own reconstructions G(code(x)) of those images, judged the same way:
-/// the ceiling of what this generator can show.
+/// G's own reconstructions G(code(x)) of those images (of as many of them as
+/// there are samples), judged the same way: the ceiling of what this
+/// generator can show at that count.
 public struct FolderEvaluation: Codable, Sendable {
     public struct Nearest: Codable, Sendable {
         /// Dataset index of the nearest evaluation image (any activation) in E.
@@ -63,7 +64,16 @@ public struct FolderEvaluation: Codable, Sendable {
             let acts = indices.map { m.samples[$0].activations }
             let quality = SampleQuality(samples: sampleSet, real: real.embeddings, activations: acts, bands: bands)
             var control = SampleQuality(samples: PointSet(flat: [], dim: scores.embeddings.dim), real: real.embeddings)
-            if let codes = real.codes, codes.count > 0 {
+            if var codes = real.codes, codes.count > 0 {
+                // As many reconstructions as there are samples (a fixed random subset
+                // when the band holds more real images): coverage and recall grow with
+                // the count, so the ceiling is taken at the samples' count.
+                if indices.count > 0 && codes.count > indices.count {
+                    var pick = SplitMix64(seed: 0xC0DE + UInt64(b))
+                    var order = Array(0..<codes.count)
+                    order.shuffle(using: &pick)
+                    codes = codes.subset(Array(order.prefix(indices.count)).sorted())
+                }
                 let boxed = Tensor(shape: [codes.count, codes.dim], values: codes.values)
                 p.box.project(boxed)
                 let rec = try loaded.generate(PointSet(flat: boxed.array, dim: codes.dim))

@@ -11,6 +11,7 @@ import Sampler
 ///     samples/NNNN.png   one image per accepted sample
 ///     samples.json       settings, per-sample records, segments, summary
 ///     state.json         the sampler's state after the last accepted batch, per band
+///                        (state.prev.json: the one before, until samples.json is replaced)
 ///     codes.npy          n x d codes;  embeddings.npy: n x D E-features
 ///     sheet.png          contact sheet, one labelled row per band
 ///     report.html        sheet, activation histograms, figures
@@ -18,7 +19,8 @@ import Sampler
 /// Write order: PNGs, the arrays (extended in place), state.json, then
 /// samples.json, replaced atomically: samples.json is the commit point. A run
 /// killed before it leaves extra rows in the arrays (dropped on resume) and
-/// possibly a newer state.json (recognised by its sample count and ignored).
+/// possibly a newer state.json (recognised by its sample count; the state of
+/// the last commit is then state.prev.json).
 public final class SampleFolder {
     public static let format = 2
 
@@ -150,10 +152,14 @@ public final class SampleFolder {
         manifest.tool = tool
         manifest.summary = nil
         rowsOnDisk = c.shape[0] == rows && e.shape[0] == rows ? rows : 0
-        // The saved states count only when they belong to the committed samples.
-        if let s = FileManager.default.contents(atPath: dir + "/state.json"),
-           let saved = try? Self.decoder().decode(SavedStates.self, from: s), saved.samples == rows {
-            states = Dictionary(uniqueKeysWithValues: saved.bands.map { ($0.band, $0.state) })
+        // The saved states count only when they belong to the committed samples:
+        // state.json, or state.prev.json when a run stopped between the two writes.
+        for name in ["state.json", "state.prev.json"] {
+            if let s = FileManager.default.contents(atPath: dir + "/" + name),
+               let saved = try? Self.decoder().decode(SavedStates.self, from: s), saved.samples == rows {
+                states = Dictionary(uniqueKeysWithValues: saved.bands.map { ($0.band, $0.state) })
+                break
+            }
         }
     }
 
@@ -233,7 +239,11 @@ public final class SampleFolder {
         rowsOnDisk = codes.count
         let saved = SavedStates(samples: manifest.samples.count,
                                 bands: states.keys.sorted().map { SavedStates.Entry(band: $0, state: states[$0]!) })
-        try write(try Self.encoder().encode(saved), to: dir + "/state.json")
+        // The state of the last commit stays as state.prev.json until samples.json
+        // of the new one is in place.
+        let statePath = dir + "/state.json"
+        if FileManager.default.fileExists(atPath: statePath) { _ = rename(statePath, dir + "/state.prev.json") }
+        try write(try Self.encoder().encode(saved), to: statePath)
         try write(try Self.encoder().encode(manifest), to: dir + "/samples.json")
     }
 
