@@ -103,6 +103,13 @@ public struct RealismModel: Sendable {
         }
     }
 
+    /// d slack / d e at `e` for its maximising ball (from `evaluate`):
+    /// -(e - r_j*) / ||e - r_j*||.
+    public func slackGradient(_ e: ArraySlice<Float>, ball: Int, distance: Float) -> [Float] {
+        let r = reference.row(ball), dist = max(distance, 1e-12)
+        return (0..<reference.dim).map { t in -(e[e.startIndex + t] - r[r.startIndex + t]) / dist }
+    }
+
     /// Per row, the distance to its k-th nearest other row, in blocks of rows
     /// by GEMM (the prior holds thousands of points).
     static func kthNeighbour(_ p: PointSet, norms: [Float], k: Int) -> [Float] {

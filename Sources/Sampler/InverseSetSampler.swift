@@ -409,7 +409,11 @@ public final class InverseSetSampler {
                     // A walker that needed a long approach to the band may walk as long again.
                     let walked = state.walkers[i].seedStep.map { state.step - $0 } ?? 0
                     let approach = state.walkers[i].seedStep.map { $0 - w.startStep } ?? 0
-                    if w.acceptedSinceStart >= settings.lifetime || state.step - w.lastAcceptStep >= stall
+                    // Before its seed a walker is approaching the band (the progress rule
+                    // above restarts it if that stalls); after it, `stall` steps without a
+                    // sample end its walk.
+                    let idle = state.walkers[i].seedStep.map { state.step - max($0, w.lastAcceptStep) } ?? 0
+                    if w.acceptedSinceStart >= settings.lifetime || idle >= stall
                         || walked >= settings.maxWalk + approach { restartNow[i] = true }
                 }
             }
@@ -440,10 +444,8 @@ public final class InverseSetSampler {
                     let g = (slack[i].slack + (state.realismFactor - 1) * model.radii[slack[i].ball]) / h
                     let (p, dp) = state.walkers[i].realism.psi(g)
                     merit[i] += p
-                    // dg/de = -(e - r_j*) / (||e - r_j*|| h)
-                    let r = model.reference.row(slack[i].ball), ei = e.row(i)
-                    let dist = max(slack[i].distance, 1e-12)
-                    for t in 0..<e.dim { dE[i * e.dim + t] += dp * -(ei[ei.startIndex + t] - r[r.startIndex + t]) / (dist * h) }
+                    let dg = model.slackGradient(e.row(i), ball: slack[i].ball, distance: slack[i].distance)
+                    for t in 0..<e.dim { dE[i * e.dim + t] += dp * dg[t] / h }
                 }
             }
             // Multiplier and penalty updates every 5 steps (Nocedal & Wright 17.4).

@@ -51,11 +51,13 @@ public final class Pipeline {
     /// Forward passes of f and of a separate E per evaluation of the walkers
     /// (a pass of G), counted by the nets themselves: 1 when E is f cut at a
     /// blob and the trunk serves both, 2 with a separate E.
+    /// Passes of real images (`score`, `topClasses`) are not counted.
     public var netPassesPerEvaluation: Double {
-        let evaluations = generator.forwardPasses
+        let evaluations = generator.forwardPasses - uncountedGeneratorPasses
         guard evaluations > 0 else { return 0 }
-        return Double(classifier.forwardPasses + (encoder?.forwardPasses ?? 0)) / Double(evaluations)
+        return Double(classifier.forwardPasses + (encoder?.forwardPasses ?? 0) - uncountedPasses) / Double(evaluations)
     }
+    private var uncountedPasses = 0, uncountedGeneratorPasses = 0
 
     let gIn: ValueID, gOut: ValueID, fIn: ValueID, eOut: ValueID, eIn: ValueID?
     private var gPlan: BackwardPlan?, fPlan: BackwardPlan?, ePlan: BackwardPlan?
@@ -174,6 +176,7 @@ public final class Pipeline {
         // outside it is read with a plain forward pass.
         let plan = codeBlob.map { fPlan.keep.contains($0) } == false ? nil : fPlan
         try classifier.forward([classifier.graph.values[fIn.index].blob: x], plan: plan)
+        uncountedPasses += encoder == nil ? 1 : 2
         var acts = [[Float]](repeating: [], count: k)
         for i in 0..<k { acts[i] = neurons.map { n in n.activation(classifier.tensor(n.value)!, sample: i) } }
         var codes: Tensor? = nil
@@ -203,6 +206,7 @@ public final class Pipeline {
             let xs = Tensor(shape: try glue.outputShape(g.shape))
             glue.forward(g, xs)
             try classifier.forward([classifier.graph.values[fIn.index].blob: xs])
+            uncountedPasses += 1; uncountedGeneratorPasses += 1
             guard let t = classifier.tensor(blob) else { throw SamplerError("internal: class blob not kept") }
             let per = t.count / n
             for i in 0..<n {

@@ -92,6 +92,8 @@ public final class SampleFolder {
         /// Per band: the gradient steps taken so far (over all segments).
         public var steps: [Int]
         public var summary: [String: Double]?
+        /// FNV-1a (64 bits, hex) of the committed rows of codes.npy, checked on resume.
+        public var codesChecksum: String?
     }
 
     public let dir: String
@@ -124,6 +126,7 @@ public final class SampleFolder {
         do { try FileManager.default.createDirectory(atPath: dir + "/samples", withIntermediateDirectories: true) } catch {
             throw SamplerError("\(dir): cannot create the output folder (\((error as NSError).localizedFailureReason ?? error.localizedDescription))")
         }
+        lock = try Self.lock(dir)
         manifest = Manifest(format: Self.format, tool: tool, settings: settings, n: n, neurons: neurons, bands: bands,
                             samples: [], segments: [], steps: Array(repeating: 0, count: bands.count), summary: nil)
         let path = dir + "/samples.json"
@@ -147,6 +150,9 @@ public final class SampleFolder {
         }
         codes = (0..<rows).map { Array(UnsafeBufferPointer(start: c.data + $0 * c.shape[1], count: c.shape[1])) }
         embeddings = (0..<rows).map { Array(UnsafeBufferPointer(start: e.data + $0 * e.shape[1], count: e.shape[1])) }
+        if let sum = old.codesChecksum, sum != Self.checksum(codes) {
+            throw SamplerError("\(dir): codes.npy does not hold the codes samples.json committed (checksum \(Self.checksum(codes)), expected \(sum)); the folder was changed by something else: choose another --out")
+        }
         manifest = old
         manifest.n = n
         manifest.tool = tool
@@ -176,6 +182,47 @@ public final class SampleFolder {
         }
         try self.init(dir: dir, settings: settings, n: n, neurons: neurons, bands: bands, tool: h.tool ?? "")
     }
+
+    /// The open lock file: one writer per folder.
+    private let lock: Int32
+
+    deinit { close(lock) }
+
+    /// Takes DIR/.lock (flock, released when the process ends however it
+    /// ends) or names the process that holds it.
+    static func lock(_ dir: String) throws -> Int32 {
+        let path = dir + "/.lock"
+        let fd = open(path, O_CREAT | O_RDWR, 0o644)
+        guard fd >= 0 else { throw SamplerError("\(path): cannot be opened (\(String(cString: strerror(errno))))") }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = read(fd, &buffer, 31)
+            let holder = String(decoding: buffer.prefix(max(0, n)), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            close(fd)
+            throw SamplerError("\(dir) is in use by another inverse-set process (pid \(holder.isEmpty ? "unknown" : holder)); wait for it to finish, stop it, or choose another --out")
+        }
+        let pid = Data("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, pid.count, 0) }
+        return fd
+    }
+
+    /// FNV-1a over the floats' bytes, as 16 hex digits.
+    static func checksum(_ rows: [[Float]]) -> String { String(format: "%016llx", hash(rows[...])) }
+
+    /// FNV-1a state after `rows`, continuing from `h` (so appended rows extend it).
+    static func hash(_ rows: ArraySlice<[Float]>, from start: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
+        var h = start
+        for r in rows {
+            for v in r {
+                var bits = v.bitPattern
+                for _ in 0..<4 { h = (h ^ UInt64(bits & 0xff)) &* 0x100_0000_01b3; bits >>= 8 }
+            }
+        }
+        return h
+    }
+    /// The hash of the codes held, and how many rows it covers.
+    private var codesHash: (rows: Int, value: UInt64) = (0, 0xcbf2_9ce4_8422_2325)
 
     struct SavedStates: Codable {
         struct Entry: Codable { var band: Int; var state: SamplerState }
@@ -227,6 +274,8 @@ public final class SampleFolder {
         }
         if let state { states[band] = state; setSteps(state.step, band: band) }
         if !manifest.segments.isEmpty { manifest.segments[manifest.segments.count - 1].accepted += batch.count }
+        codesHash = (codes.count, Self.hash(codes[codesHash.rows...], from: codesHash.value))
+        manifest.codesChecksum = String(format: "%016llx", codesHash.value)
         try flush()
     }
 

@@ -73,7 +73,12 @@ public enum SamplingRun {
         for (b, bands) in request.bandSets.enumerated() {
             try p.setNeurons(zip(request.neurons, bands).map { ($0, $1) })
             let existing = folder.samples(band: b)
-            if existing.count >= request.n { facts.append([:]); continue }
+            if existing.count >= request.n {
+                if existing.count > request.n {
+                    notes.append("band \(b) \(bands): the folder holds \(existing.count) samples, more than -n \(request.n); nothing was sampled (the folder keeps all \(existing.count))")
+                }
+                facts.append([:]); continue
+            }
             var settings = SamplerSettings()
             settings.variant = request.variant
             settings.count = request.n; settings.walkers = request.k; settings.seed = request.seed &+ UInt64(b) &* 7919
@@ -121,7 +126,7 @@ public enum SamplingRun {
             }
             if !result.reachedTarget {
                 bandsShort += 1
-                let closest = zip(request.neurons, result.closest).map { "\($0)=\($1)" }.joined(separator: ", ")
+                let closest = zip(request.neurons, result.closest).map { "\($0.text.split(separator: "=").first ?? "") reached \($1)" }.joined(separator: ", ")
                 notes.append("band \(b) \(bands): only \(folder.samples(band: b).count) of \(request.n) samples after \(result.steps) steps; closest activations reached: \(closest)")
             }
         }

@@ -134,11 +134,8 @@ struct SampleCommandTests {
         #expect(m.samples.filter { $0.band == 0 }.count == 8 && m.samples.filter { $0.band == 1 }.count == 8)
     }
 
-    @Test func killedRunResumesToExactlyN() throws {
-        let dir = try temporaryDirectory("resume")
-        let args = ["sample", "--pipeline", pipeline, "--out", dir, "--threads", "1",
-                    "--neuron", "ip2:3=4:9", "-n", "1000", "-k", "10", "--seed", "5"]
-        // Start, wait for the first accepted samples on disk, then kill -9.
+    /// Starts `args`, waits until samples.json lists at least `atLeast` samples, kills it with SIGKILL.
+    func startAndKill(_ args: [String], dir: String, atLeast: Int) throws -> Int {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: BuildProducts.executable)
         p.arguments = args
@@ -147,30 +144,96 @@ struct SampleCommandTests {
         try p.run()
         var before = 0
         for _ in 0..<3000 {
-            if let m = try? manifest(dir), m.samples.count >= 20 { before = m.samples.count; break }
+            if let m = try? manifest(dir), m.samples.count >= atLeast { before = m.samples.count; break }
             if !p.isRunning { break }
             usleep(10_000)
         }
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         p.waitUntilExit()
+        return before
+    }
+
+    @Test func killedRunResumesExactlyAsAnUninterruptedRun() throws {
+        let dir = try temporaryDirectory("resume"), whole = try temporaryDirectory("whole")
+        let args = ["sample", "--pipeline", pipeline, "--threads", "1",
+                    "--neuron", "ip2:3=4:9", "-n", "400", "-k", "10", "--seed", "5"]
+        let before = try startAndKill(args + ["--out", dir], dir: dir, atLeast: 20)
         let saved = try manifest(dir).samples
-        #expect(before >= 20 && saved.count < 1000, "the run was not interrupted mid-way (\(saved.count) samples)")
-        // The arrays are replaced before samples.json: a kill in between
-        // leaves extra rows, which the resumed run drops.
+        #expect(before >= 20 && saved.count < 400, "the run was not interrupted mid-way (\(saved.count) samples)")
         let kept = saved.count * 16
         let codesBefore = Array(try NPY.read(dir + "/codes.npy").array.prefix(kept))
-        #expect(codesBefore.count == kept)
-        // The same command again resumes and ends with exactly n samples,
-        // the first ones untouched.
-        let again = try runCLI(Array(args))
+        // The same command again resumes and ends with exactly n samples, the
+        // first ones untouched, and the walk continued from the saved state: the
+        // codes are those of a run that was never interrupted.
+        let again = try runCLI(args + ["--out", dir])
         #expect(again.status == 0, "\(again.stderr)")
         let after = try manifest(dir).samples
-        #expect(after.count == 1000)
+        #expect(after.count == 400)
         let codesAfter = try NPY.read(dir + "/codes.npy").array
-        #expect(codesAfter.count == 1000 * 16)
+        #expect(codesAfter.count == 400 * 16)
         #expect(Array(codesAfter.prefix(codesBefore.count)) == codesBefore)
-        #expect(FileManager.default.fileExists(atPath: dir + "/samples/0999.png"))
-        for row in after.prefix(50) { #expect(row.activations[0] >= 4 && row.activations[0] <= 9) }
+        #expect(FileManager.default.fileExists(atPath: dir + "/samples/0399.png"))
+        let uninterrupted = try runCLI(args + ["--out", whole])
+        #expect(uninterrupted.status == 0, "\(uninterrupted.stderr)")
+        #expect(try NPY.read(whole + "/codes.npy").array == codesAfter)
+        #expect(try manifest(whole).samples.map(\.step) == after.map(\.step))
+    }
+
+    struct Totals: Decodable {
+        struct Segment: Decodable { var steps: Int; var seconds: Double; var accepted: Int; var n: Int }
+        var segments: [Segment]
+        var steps: [Int]
+    }
+
+    @Test func aLargerNTakesNewStepsWithoutCopiesAndKeepsTotals() throws {
+        let dir = try temporaryDirectory("extend")
+        let base = ["--neuron", "ip2:3=4:9", "-k", "8", "--seed", "2"]
+        let (r1, s1) = try sample(base + ["-n", "24"], out: dir)
+        #expect(r1.status == 0, "\(r1.stderr)")
+        let (r2, s2) = try sample(base + ["-n", "40"], out: dir)
+        #expect(r2.status == 0, "\(r2.stderr)")
+        let m = try manifest(dir)
+        #expect(m.samples.count == 40)
+        let lastStep = m.samples.prefix(24).map(\.step).max()!
+        #expect(m.samples.suffix(16).allSatisfy { $0.step > lastStep }, "the new samples come from new steps")
+        // No new sample repeats an old one.
+        let codes = try NPY.read(dir + "/codes.npy").array
+        let rows = (0..<40).map { Array(codes[($0 * 16)..<(($0 + 1) * 16)]) }
+        for i in 24..<40 { for j in 0..<i { #expect(rows[i] != rows[j], "sample \(i) copies \(j)") } }
+        // Steps and seconds add up over the two segments.
+        let totals = try JSONDecoder().decode(Totals.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/samples.json")))
+        #expect(totals.segments.count == 2 && totals.segments.map(\.accepted) == [24, 16] && totals.segments.map(\.n) == [24, 40])
+        #expect(s2?.steps == totals.segments.reduce(0) { $0 + $1.steps } && s2!.steps > s1!.steps)
+        #expect(totals.steps == [s2!.steps])
+        // A smaller -n leaves the folder as it is and says so.
+        let (r3, s3) = try sample(base + ["-n", "10"], out: dir)
+        #expect(r3.status == 0 && s3?.accepted == 40 && r3.stderr.contains("more than -n 10"), "\(r3.stderr)")
+        // Other settings are refused, naming what differs.
+        let (r4, _) = try sample(["--neuron", "ip2:3=4:9", "-k", "8", "--seed", "3", "-n", "40"], out: dir)
+        #expect(r4.status == 1 && r4.stderr.contains("--seed 2 -> 3"), "\(r4.stderr)")
+    }
+
+    @Test func oneWriterPerFolderAndResumeChecksTheCodes() throws {
+        let dir = try temporaryDirectory("lock")
+        let args = ["sample", "--pipeline", pipeline, "--threads", "1", "--neuron", "ip2:3=4:9", "-n", "3000", "--out", dir]
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: BuildProducts.executable)
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        for _ in 0..<3000 where (try? manifest(dir))?.samples.isEmpty ?? true { usleep(10_000) }
+        let second = try runCLI(args)
+        #expect(second.status == 1 && second.stderr.contains("in use by another inverse-set process (pid \(p.processIdentifier))"), "\(second.stderr)")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        // A codes.npy changed behind the folder's back is refused on resume.
+        let committed = try manifest(dir).samples.count
+        let c = try NPY.read(dir + "/codes.npy")
+        c.data[0] += 1
+        try NPY.write(Tensor(shape: [committed, 16], values: Array(c.array.prefix(committed * 16))), to: dir + "/codes.npy")
+        let third = try runCLI(args)
+        #expect(third.status == 1 && third.stderr.contains("checksum"), "\(third.stderr)")
     }
 
     @Test func baselinesWriteTheSameOutputs() throws {

@@ -1,0 +1,123 @@
+import Foundation
+import Layers
+import Runtime
+import Sampler
+import SamplerIO
+import Testing
+import TestSupport
+
+/// The sampler as a library, in-process, on the shipped Fashion-MNIST
+/// pipeline with a small code prior (2,000 training images).
+@Suite(.serialized)
+final class SamplerLibraryTests {
+    let loaded: LoadedPipeline
+    let prior: CodePrior
+    let band: Band
+
+    init() throws {
+        setComputeThreads(1)
+        loaded = try LoadedPipeline.load(Paths.models + "/fashion/pipeline.json", registry: try builtinRegistry())
+        band = try Band(low: 10, high: 15)
+        try loaded.pipeline.setNeurons([(try NeuronSpec(parsing: "fc8:7"), band)])
+        prior = try SamplingRun.prior(loaded, dataset: nil, count: 2000)
+    }
+
+    func settings(_ variant: SamplerSettings.Variant, n: Int) -> SamplerSettings {
+        var s = SamplerSettings()
+        s.variant = variant; s.count = n; s.walkers = 10; s.seed = 3; s.maxSteps = 400
+        s.initLow = loaded.initLow; s.initHigh = loaded.initHigh
+        return s
+    }
+
+    typealias Commit = (samples: [Sample], state: SamplerState)
+
+    func run(_ s: SamplerSettings, existing: [Sample] = [], resume: SamplerState? = nil) throws -> (SamplerResult, [Commit]) {
+        var commits: [Commit] = []
+        let sampler = InverseSetSampler(pipeline: loaded.pipeline, settings: s, prior: prior)
+        let r = try sampler.run(existing: existing, resume: resume, onAccept: { commits.append(($0, $1)) })
+        return (r, commits)
+    }
+
+    @Test func priorHoldsRealCodesAndTheirReconstructions() {
+        #expect(prior.count == 2000)
+        #expect(prior.codes.dim == 256 && prior.embeddings.dim == 256)
+        // fc6 codes after ReLU: non-negative and mostly zero, as real codes are.
+        let zeros = prior.codes.values.filter { $0 == 0 }.count
+        #expect(prior.codes.values.allSatisfy { $0 >= 0 })
+        #expect(Double(zeros) / Double(prior.codes.values.count) > 0.5)
+        #expect(prior.sources == Array(0..<2000))
+        // E is fc6 and the code is fc6: the code is the real embedding, clipped to the code box.
+        let box = loaded.pipeline.box
+        let mismatches = prior.codes.values.indices.filter { i in
+            let j = i % 256
+            return prior.codes.values[i] != min(max(prior.realEmbeddings.values[i], box.low[j]), box.high[j])
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.count) code values differ from the clipped embedding")
+    }
+
+    @Test func dataVariantSamplesAreInBandSpacedAndSpread() throws {
+        let s = settings(.data, n: 60)
+        let (r, commits) = try run(s)
+        #expect(r.reachedTarget && r.samples.count == 60)
+        let unit = Float(try #require(r.notes["unit"]))
+        #expect(unit > 0)
+        let all = commits.flatMap(\.samples)
+        #expect(all.count == 60)
+        for x in all {
+            #expect(band.contains(x.activations[0]))
+            #expect(x.start.map { (0..<2000).contains($0) } == true, "every walker starts from a prior image")
+            #expect(x.walk >= 0 && x.walk <= 60)
+        }
+        // Accepted samples are at least `spacing` d^ apart in E.
+        let e = PointSet(rows: all.map(\.embedding))
+        let dist = e.distances(to: e)
+        for i in 0..<60 { for j in 0..<i { #expect(Float(dist[i * 60 + j]) >= s.spacing * unit * 0.999) } }
+        // Each third of the band holds at least a sixth of the samples.
+        let q = SampleQuality(samples: e, real: e, activations: all.map(\.activations), bands: [band])
+        #expect(q.thirds[0].allSatisfy { $0 >= 1.0 / 6 }, "\(q.thirds)")
+        // Re-evaluated through the pipeline, the saved codes give the saved activations.
+        let again = try loaded.generate(PointSet(rows: all.map(\.code)))
+        for (a, x) in zip(again.activations, all) { #expect(abs(a[0] - x.activations[0]) <= 1e-3 * max(1, abs(a[0]))) }
+    }
+
+    @Test(arguments: [SamplerSettings.Variant.data, .paper])
+    func resumingFromASavedStateContinuesTheWalkExactly(_ variant: SamplerSettings.Variant) throws {
+        let s = settings(variant, n: 50)
+        let (full, commits) = try run(s)
+        #expect(full.reachedTarget)
+        // Stop after the commit that brings the count to 20 or more, then resume.
+        var kept: [Sample] = [], cut = 0
+        for (i, c) in commits.enumerated() where kept.count < 20 { kept += c.samples; cut = i }
+        let (resumed, later) = try run(s, existing: kept.map { var x = $0; x.image = nil; return x }, resume: commits[cut].state)
+        let expected = commits[(cut + 1)...].flatMap(\.samples)
+        let got = later.flatMap(\.samples)
+        #expect(got.count == expected.count)
+        for (a, b) in zip(got, expected) {
+            #expect(a.code == b.code && a.step == b.step && a.walker == b.walker)
+        }
+        #expect(resumed.steps == full.steps)
+    }
+
+    @Test func paperVariantAcceptsEveryFeasibleStepAndStartsAtRandom() throws {
+        let (r, commits) = try run(settings(.paper, n: 30))
+        #expect(r.reachedTarget)
+        let all = commits.flatMap(\.samples)
+        #expect(all.allSatisfy { band.contains($0.activations[0]) && $0.start == nil })
+        // Seeds are accepted only once all K walkers are in the band (eq. 5).
+        #expect(commits.first?.samples.count == 10)
+    }
+
+    @Test func aBandNoRealImageReachesStillSamplesFromTheNearestCodes() throws {
+        // fc8:7 above every training activation (max 24): the walkers start from the
+        // codes nearest to the band and the augmented Lagrangian carries them in.
+        try loaded.pipeline.setNeurons([(try NeuronSpec(parsing: "fc8:7"), try Band(low: 25, high: 30))])
+        defer { try? loaded.pipeline.setNeurons([(try! NeuronSpec(parsing: "fc8:7"), band)]) }
+        let nearPrior = try SamplingRun.prior(loaded, dataset: nil, count: 2000)
+        var s = settings(.data, n: 10)
+        s.maxSteps = 300
+        let sampler = InverseSetSampler(pipeline: loaded.pipeline, settings: s, prior: nearPrior)
+        let r = try sampler.run(onAccept: { _, _ in })
+        #expect(r.samples.allSatisfy { $0.activations[0] >= 25 && $0.activations[0] <= 30 })
+        #expect(!r.samples.isEmpty, "closest reached: \(r.closest)")
+    }
+}
