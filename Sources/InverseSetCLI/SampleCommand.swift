@@ -124,10 +124,12 @@ struct SampleCommand: ParsableCommand {
                 return v
             }
             switch key {
+            case "prior": let v = try number(Int.self); setters.append { $0.usePrior = v != 0 }
             case "lifetime": let v = try number(Int.self); setters.append { $0.lifetime = v }
             case "max_walk": let v = try number(Int.self); setters.append { $0.maxWalk = v }
             case "spacing": let v = try number(Float.self); setters.append { $0.spacing = v }
             case "bandwidth": let v = try number(Float.self); setters.append { $0.bandwidth = v }
+            case "squared": let v = try number(Int.self); setters.append { $0.squaredObjective = v != 0 }
             case "step": let v = try number(Float.self); setters.append { $0.stepTarget = v }
             case "realism": let v = try number(Int.self); setters.append { $0.realism = v != 0 }
             case "realism_k": let v = try number(Int.self); setters.append { $0.realismK = v }
@@ -135,7 +137,7 @@ struct SampleCommand: ParsableCommand {
             case "stratify": let v = try number(Int.self); setters.append { $0.stratify = v != 0 }
             case "realism_in_band": let v = try number(Int.self); setters.append { $0.realismInBand = v != 0 }
             case "realism_recon": let v = try number(Int.self); setters.append { $0.realismOnReconstructions = v != 0 }
-            default: throw SamplerError("--tune: unknown key '\(key)' (lifetime, max_walk, spacing, bandwidth, step, realism, realism_k, realism_quantile, realism_in_band, realism_recon, stratify)")
+            default: throw SamplerError("--tune: unknown key '\(key)' (prior, lifetime, max_walk, spacing, bandwidth, squared, step, realism, realism_k, realism_quantile, realism_in_band, realism_recon, stratify)")
             }
         }
         let all = setters

@@ -14,7 +14,7 @@ public enum Baselines {
         let d = p.codeSize, k = s.walkers
         var samples: [Sample] = []
         var total = 0
-        let scale = codeScale(s, d)
+        let scale = InverseSetSampler.codeScale(prior: nil, settings: s, codeSize: d)
         while samples.count < s.count {
             let codes = sampler.randomCodes(k)
             var eta = [Float](repeating: 0.05, count: k), last = [Float](repeating: -.infinity, count: k)
@@ -98,7 +98,7 @@ public enum Baselines {
         defer { try? p.setNeurons(original.map { ($0.spec, $0.band) }) }
         let m = original.count
         var rng = SplitMix64(seed: s.seed &+ 99)
-        let unit = codeUnit ?? codeScale(s, d)
+        let unit = codeUnit ?? InverseSetSampler.codeScale(prior: nil, settings: s, codeSize: d)
         let resetEvery = ppgn.resetEvery
         func start(_ row: Int, _ codes: Tensor) {
             for j in 0..<d { codes[row * d + j] = unit * rng.gaussian() }
@@ -173,15 +173,6 @@ public enum Baselines {
         var sum: Float = 0
         for ch in 0..<channels { sum += exp(base[ch * spatial + position] - top) }
         return exp(base[n.offsets[0]] - top) / (1e-10 + sum)
-    }
-
-    static func codeScale(_ s: SamplerSettings, _ d: Int) -> Float {
-        var sum: Float = 0
-        for j in 0..<d {
-            let lo = s.initLow.isEmpty ? 0 : s.initLow[j], hi = s.initHigh.isEmpty ? 1 : s.initHigh[j]
-            sum += (hi - lo) * (hi - lo) / 4
-        }
-        return max((sum / Float(max(d, 1))).squareRoot(), 1e-6)
     }
 
     /// Moves row `i` of codes against gradient g (of the quantity to minimise),

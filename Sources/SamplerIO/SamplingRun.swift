@@ -84,7 +84,7 @@ public enum SamplingRun {
             settings.count = request.n; settings.walkers = request.k; settings.seed = request.seed &+ UInt64(b) &* 7919
             settings.maxSteps = request.maxSteps; settings.initLow = loaded.initLow; settings.initHigh = loaded.initHigh
             request.tune(&settings)
-            let wantsPrior = (request.method == .inverseSet && request.variant == .data) || request.method == .ppgn
+            let wantsPrior = (request.method == .inverseSet && request.variant == .data && settings.usePrior) || request.method == .ppgn
             if wantsPrior, request.priorDataset != nil || loaded.spec.data?.dataset != nil {
                 if prior == nil {
                     progress(nil, folder.manifest.samples.count, "reading the code prior")
@@ -93,7 +93,7 @@ public enum SamplingRun {
                     // Same codes and reconstructions; activations of this band's neurons are the same too.
                 }
             }
-            let sampler = InverseSetSampler(pipeline: p, settings: settings, prior: prior)
+            let sampler = InverseSetSampler(pipeline: p, settings: settings, prior: settings.usePrior ? prior : nil)
             let write: ([Sample], SamplerState?) throws -> Void = { batch, state in
                 try folder.append(batch, band: b, state: state) { s in
                     guard let img = s.image else { return nil }
