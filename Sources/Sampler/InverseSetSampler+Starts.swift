@@ -30,9 +30,13 @@ extension InverseSetSampler {
                 aiming[o.target] += 1
             }
             // At most a third of the walkers (rounded up) aim at one third, so a
-            // third that is hard to reach does not take every walker.
-            let cap = (settings.walkers + 2) / 3
-            let open = (0..<3).filter { aiming[$0] < cap }
+            // third that is hard to reach does not take every walker; at most two
+            // thirds of them while it holds under 1/laggingShare of the samples.
+            let total = thirds.reduce(0, +)
+            let open = (0..<3).filter { t in
+                let lagging = total >= 3 * settings.walkers && Tuning.laggingShare * thirds[t] < total
+                return aiming[t] < (lagging ? (2 * settings.walkers + 2) / 3 : (settings.walkers + 2) / 3)
+            }
             w.target = (open.isEmpty ? Array(0..<3) : open).min { load[$0] < load[$1] } ?? 0
         }
         let used = Set(state.usedStarts)

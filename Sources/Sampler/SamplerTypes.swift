@@ -67,8 +67,9 @@ public struct SamplerSettings: Sendable, Codable, Equatable {
     public var spacing: Float = 0.5
     /// Width h of the repulsion kernel (x d^).
     public var bandwidth: Float = 1
-    /// The paper's squared distances instead of the kernel (for comparison).
-    public var squaredObjective: Bool = false
+    /// The paper's squared distances (the default: measured better than the
+    /// kernel with realism and short walks, docs/sampler.md) or the kernel.
+    public var squaredObjective: Bool = true
     /// Target distance in E a walker moves per step (x d^).
     public var stepTarget: Float = 0.5
     /// Realism balls: k-th neighbour radius of the reconstructions, capped at this quantile.
