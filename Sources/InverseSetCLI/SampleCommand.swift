@@ -51,6 +51,11 @@ struct SampleCommand: ParsableCommand {
     @Option(name: .customLong("prior-count"), help: "Images of the prior (default: the pipeline's data.prior_count, else 10000).")
     var priorCount: Int?
     @Flag(name: .customLong("no-evaluate"), help: "Skip the evaluation against the dataset.") var noEvaluate = false
+    @Option(name: .customLong("ppgn-eps1"), help: "PPGN: weight of the prior term E(G(h)) - h (reference default 1e-5).") var ppgnEps1: Float = 1e-5
+    @Option(name: .customLong("ppgn-eps2"), help: "PPGN: weight of the condition term d log p(y|G(h)) / dh (default 1).") var ppgnEps2: Float = 1
+    @Option(name: .customLong("ppgn-eps3"), help: "PPGN: standard deviation of the noise (reference default 1e-17).") var ppgnEps3: Float = 1e-17
+    @Option(name: .customLong("ppgn-lr"), help: "PPGN: step length in units of the mean |code| (default 1).") var ppgnLR: Float = 1
+    @Option(name: .customLong("ppgn-reset"), help: "PPGN: restart chains every N steps (default: 100 for hidden units, never for class units).") var ppgnReset: Int?
     @Option(name: .customLong("tune"), help: .hidden) var tune: [String] = []
     @Option(help: "Output folder.") var out: String
     @OptionGroup var common: CommonOptions
@@ -82,6 +87,8 @@ struct SampleCommand: ParsableCommand {
             // The reference PPGN scripts reset hidden-unit chains every 100 steps, class chains never.
             try loaded.pipeline.setNeurons(zip(specs, bandSets[0]).map { ($0, $1) })
             if Self.neuronLabels(loaded.pipeline, classNames: loaded.labels).contains("") { request.ppgn.resetEvery = 100 }
+            if let r = ppgnReset { request.ppgn.resetEvery = max(0, r) }
+            request.ppgn.eps1 = ppgnEps1; request.ppgn.eps2 = ppgnEps2; request.ppgn.eps3 = ppgnEps3; request.ppgn.lr = ppgnLR
             let settings = SampleFolder.Settings(pipeline: pipeline, method: method, variant: m == .inverseSet ? variant : nil,
                                                  k: k, seed: seed, neurons: neurons, ranges: self.ranges, maxSteps: maxSteps)
             let folder = try SampleFolder(dir: out, settings: settings, n: n, neurons: neurons, bands: bandSets,

@@ -120,4 +120,33 @@ final class SamplerLibraryTests {
         #expect(r.samples.allSatisfy { $0.activations[0] >= 25 && $0.activations[0] <= 30 })
         #expect(!r.samples.isEmpty, "closest reached: \(r.closest)")
     }
+
+    @Test func ppgnFollowsTheReferenceTermsAndMovesFromADeadUnit() throws {
+        // conv5:18 at the centre is 0 after ReLU for most codes: the chain reads the
+        // layer's own output (before ReLU), as the reference does, so it still moves.
+        try loaded.pipeline.setNeurons([(try NeuronSpec(parsing: "conv5:18"), try Band(low: 1, high: 2))])
+        defer { try? loaded.pipeline.setNeurons([(try! NeuronSpec(parsing: "fc8:7"), band)]) }
+        var s = settings(.data, n: 20)
+        s.maxSteps = 200
+        let sampler = InverseSetSampler(pipeline: loaded.pipeline, settings: s, prior: prior)
+        var shares = Baselines.PPGNShares()
+        var samples: [Sample] = []
+        var ppgn = Baselines.PPGNSettings()
+        ppgn.eps1 = 0.1; ppgn.eps3 = 0.01
+        let r = try Baselines.ppgn(sampler, settings: ppgn, codeUnit: 0.2, shares: &shares, onAccept: { samples += $0 })
+        #expect(r.samples.count == 20 && samples.count == 20)
+        // Every 5th state of each of the 10 chains: steps 5 and 10.
+        #expect(Set(samples.map(\.step)) == [5, 10])
+        // The two states of each chain differ: the chain moves.
+        for w in 0..<10 {
+            let states = samples.filter { $0.walker == w }.map(\.code)
+            #expect(states.count == 2 && states[0] != states[1], "chain \(w) did not move")
+        }
+        // Three terms, each with a visible share at these settings; the neurons are restored.
+        #expect(shares.prior > 0.01 && shares.condition > 0.3 && shares.noise > 0.01, "\(shares)")
+        #expect(loaded.pipeline.neurons.count == 1 && samples.allSatisfy { $0.activations.count == 1 })
+        // Codes stay in the box.
+        let box = loaded.pipeline.box
+        #expect(samples.allSatisfy { x in x.code.indices.allSatisfy { x.code[$0] >= box.low[$0] && x.code[$0] <= box.high[$0] } })
+    }
 }
