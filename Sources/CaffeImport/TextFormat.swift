@@ -26,14 +26,21 @@ public struct TextFormatParser {
     /// Parses a whole file as one message of `schema` (nil: untyped).
     public mutating func parseMessage(schema: ParamSchema?) throws -> ParamMessage {
         let m = try parseFields(schema: schema, untyped: schema == nil, closing: nil,
-                                location: SourceLocation(file: file, line: 1, column: 1))
+                                location: SourceLocation(file: file, line: 1, column: 1), depth: 0)
         return m
     }
 
     // MARK: - Grammar
 
+    /// Messages may nest this deep, as in protobuf's own parsers; deeper input
+    /// (`layer { layer { ...` thousands of levels) would overflow the stack.
+    public static let maxDepth = 100
+
     private mutating func parseFields(schema: ParamSchema?, untyped: Bool, closing: UInt8?,
-                                      location: SourceLocation) throws -> ParamMessage {
+                                      location: SourceLocation, depth: Int) throws -> ParamMessage {
+        guard depth <= Self.maxDepth else {
+            throw ImportError.syntax(location, "messages are nested more than \(Self.maxDepth) deep; Caffe files never nest this far (is a closing brace missing?)")
+        }
         var msg = ParamMessage(schema: untyped ? nil : schema, location: location)
         while true {
             let tok = try lexer.next()
@@ -48,7 +55,7 @@ public struct TextFormatParser {
             case .symbol(UInt8(ascii: ",")), .symbol(UInt8(ascii: ";")):
                 continue
             case .identifier(let name):
-                try parseField(name: name, at: tok.location, into: &msg, schema: untyped ? nil : schema)
+                try parseField(name: name, at: tok.location, into: &msg, schema: untyped ? nil : schema, depth: depth)
             case .symbol(UInt8(ascii: "[")):
                 throw ImportError.syntax(tok.location, "extension and Any fields ([...]) are not supported in Caffe files")
             default:
@@ -58,7 +65,7 @@ public struct TextFormatParser {
     }
 
     private mutating func parseField(name: String, at loc: SourceLocation, into msg: inout ParamMessage,
-                                     schema: ParamSchema?) throws {
+                                     schema: ParamSchema?, depth: Int) throws {
         var field: ParamSchema.Field? = nil
         var untypedField = schema == nil
         if let schema {
@@ -80,7 +87,8 @@ public struct TextFormatParser {
             }
             _ = try lexer.next()
             let close = s == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: ">")
-            let sub = try parseFields(schema: field?.messageSchema(), untyped: untypedField, closing: close, location: loc)
+            let sub = try parseFields(schema: field?.messageSchema(), untyped: untypedField, closing: close, location: loc,
+                                      depth: depth + 1)
             try append(name, .message(sub), at: loc, field: field, into: &msg)
             return
         }
@@ -100,7 +108,7 @@ public struct TextFormatParser {
                         throw ImportError.syntax(v.location, "field '\(name)' is a \(Self.kindName(f.kind)), not a message")
                     }
                     let sub = try parseFields(schema: field?.messageSchema(), untyped: untypedField,
-                                              closing: UInt8(ascii: "}"), location: v.location)
+                                              closing: UInt8(ascii: "}"), location: v.location, depth: depth + 1)
                     try append(name, .message(sub), at: v.location, field: field, into: &msg)
                 } else {
                     try append(name, try scalar(v, field: field, name: name), at: v.location, field: field, into: &msg)
