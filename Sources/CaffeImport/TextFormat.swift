@@ -74,7 +74,7 @@ public struct TextFormatParser {
             } else if openMessages.contains(schema.name) {
                 untypedField = true
             } else {
-                throw ImportError.syntax(loc, "unknown field '\(name)' in \(Self.shortName(schema.name))\(Self.suggestion(name, schema.order))")
+                throw ImportError.syntax(loc, "unknown field '\(name.clippedForDisplay())' in \(Self.shortName(schema.name))\(Self.suggestion(name, schema.order))")
             }
         }
         // Optional ':' then a value, a message, or a list.
@@ -83,7 +83,7 @@ public struct TextFormatParser {
         if case .symbol(UInt8(ascii: ":")) = tok.kind { _ = try lexer.next(); sawColon = true; tok = try lexer.peek() }
         if case .symbol(let s) = tok.kind, s == UInt8(ascii: "{") || s == UInt8(ascii: "<") {
             if let f = field, f.kind != .message {
-                throw ImportError.syntax(tok.location, "field '\(name)' is a \(Self.kindName(f.kind)), not a message; write '\(name): value'")
+                throw ImportError.syntax(tok.location, "field '\(name.clippedForDisplay())' is a \(Self.kindName(f.kind)), not a message; write '\(name.clippedForDisplay()): value'")
             }
             _ = try lexer.next()
             let close = s == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: ">")
@@ -93,10 +93,10 @@ public struct TextFormatParser {
             return
         }
         if let f = field, f.kind == .message {
-            throw ImportError.syntax(tok.location, "field '\(name)' is a message; write '\(name) { ... }'")
+            throw ImportError.syntax(tok.location, "field '\(name.clippedForDisplay())' is a message; write '\(name.clippedForDisplay()) { ... }'")
         }
         if !sawColon {
-            throw ImportError.syntax(tok.location, "expected ':' after field name '\(name)', found \(tok.kind)")
+            throw ImportError.syntax(tok.location, "expected ':' after field name '\(name.clippedForDisplay())', found \(tok.kind)")
         }
         if case .symbol(UInt8(ascii: "[")) = tok.kind {
             _ = try lexer.next()
@@ -105,7 +105,7 @@ public struct TextFormatParser {
                 let v = try lexer.next()
                 if case .symbol(UInt8(ascii: "{")) = v.kind {
                     if let f = field, f.kind != .message {
-                        throw ImportError.syntax(v.location, "field '\(name)' is a \(Self.kindName(f.kind)), not a message")
+                        throw ImportError.syntax(v.location, "field '\(name.clippedForDisplay())' is a \(Self.kindName(f.kind)), not a message")
                     }
                     let sub = try parseFields(schema: field?.messageSchema(), untyped: untypedField,
                                               closing: UInt8(ascii: "}"), location: v.location, depth: depth + 1)
@@ -116,7 +116,7 @@ public struct TextFormatParser {
                 let sep = try lexer.next()
                 if case .symbol(UInt8(ascii: "]")) = sep.kind { return }
                 guard case .symbol(UInt8(ascii: ",")) = sep.kind else {
-                    throw ImportError.syntax(sep.location, "expected ',' or ']' in the list of '\(name)', found \(sep.kind)")
+                    throw ImportError.syntax(sep.location, "expected ',' or ']' in the list of '\(name.clippedForDisplay())', found \(sep.kind)")
                 }
             }
         }
@@ -128,7 +128,7 @@ public struct TextFormatParser {
                         field: ParamSchema.Field?, into msg: inout ParamMessage) throws {
         if let f = field, !f.repeated, msg.has(name) {
             // protobuf's text parser rejects a non-repeated field given twice.
-            throw ImportError.syntax(loc, "field '\(name)' is not repeated but appears twice in \(Self.shortName(msg.typeName))")
+            throw ImportError.syntax(loc, "field '\(name.clippedForDisplay())' is not repeated but appears twice in \(Self.shortName(msg.typeName))")
         }
         msg.append(name, value)
         msg.fields[msg.fields.count - 1].location = loc
@@ -143,18 +143,18 @@ public struct TextFormatParser {
             switch f.kind {
             case .string: return .string(String(decoding: bytes, as: UTF8.self))
             case .bytes: return .bytes(bytes)
-            default: throw ImportError.syntax(tok.location, "field '\(name)' is a \(Self.kindName(f.kind)); a quoted string does not fit")
+            default: throw ImportError.syntax(tok.location, "field '\(name.clippedForDisplay())' is a \(Self.kindName(f.kind)); a quoted string does not fit")
             }
         }
         let text: String
         switch tok.kind {
         case .identifier(let s): text = s
         case .number(let s): text = s
-        default: throw ImportError.syntax(tok.location, "expected a value for '\(name)', found \(tok.kind)")
+        default: throw ImportError.syntax(tok.location, "expected a value for '\(name.clippedForDisplay())', found \(tok.kind)")
         }
         guard let f = field else { return Self.untyped(text) }
         func bad(_ what: String) -> ImportError {
-            ImportError.syntax(tok.location, "field '\(name)' expects \(what), got '\(text)'")
+            ImportError.syntax(tok.location, "field '\(name.clippedForDisplay())' expects \(what), got '\(text.clippedForDisplay())'")
         }
         switch f.kind {
         case .int32, .sint32, .sfixed32:
@@ -184,7 +184,7 @@ public struct TextFormatParser {
                 return .enumValue(name: hit.key, number: hit.value)
             }
             let names = values.sorted { $0.value < $1.value }.map(\.key)
-            throw ImportError.syntax(tok.location, "'\(text)' is not a value of '\(name)'; use one of: \(names.joined(separator: ", "))")
+            throw ImportError.syntax(tok.location, "'\(text.clippedForDisplay())' is not a value of '\(name.clippedForDisplay())'; use one of: \(names.joined(separator: ", "))")
         case .string, .bytes:
             throw bad("a quoted string")
         case .message:
@@ -249,6 +249,7 @@ public struct TextFormatParser {
     }
     /// " (did you mean 'kernel_size'?)" for a near miss, else "".
     static func suggestion(_ name: String, _ candidates: [String]) -> String {
+        guard name.utf8.count <= 100 else { return "" }   // the distance costs len(name) x len(candidate)
         let best = candidates.map { ($0, editDistance(name, $0)) }.min { $0.1 < $1.1 }
         if let (c, d) = best, d <= max(2, name.count / 4) { return " (did you mean '\(c)'?)" }
         return ""
@@ -277,8 +278,8 @@ struct Token {
         case identifier(String), number(String), string([UInt8]), symbol(UInt8), end
         var description: String {
             switch self {
-            case .identifier(let s): return "'\(s)'"
-            case .number(let s): return "number \(s)"
+            case .identifier(let s): return "'\(s.clippedForDisplay())'"
+            case .number(let s): return "number \(s.clippedForDisplay())"
             case .string: return "a quoted string"
             case .symbol(let c): return "'\(Character(UnicodeScalar(c)))'"
             case .end: return "end of file"

@@ -24,6 +24,7 @@ struct Train: ParsableCommand {
     @Argument(help: "Solver definition (.prototxt, caffe.SolverParameter).") var solver: String
     @Option(help: "Initial weights (.caffemodel), copied by layer name; comma-separated for several.") var weights: String?
     @Option(help: "Resume from a .solverstate written by a snapshot.") var resume: String?
+    @OptionGroup var missingWeights: MissingWeightsOption
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -43,10 +44,13 @@ struct Train: ParsableCommand {
                 try CaffeModel.attachWeights(&train, from: w)
                 for k in tests.indices { try CaffeModel.attachWeights(&tests[k], from: w) }
             }
+            Toolbox.warnAboutWeights(train)
             if config.snapshot > 0 || config.snapshotAfterTrain {
                 try TrainingFiles.checkWritable(prefix: config.snapshotPrefix)
             }
-            let solver = try Solver(config: config, trainGraph: train, testGraphs: tests, registry: registry)
+            let solver = try Solver(config: config, trainGraph: train, testGraphs: tests, registry: registry,
+                                    allowMissingWeights: missingWeights.allowMissingWeights)
+            if !initial.isEmpty { Toolbox.noteFilledLayers(solver.net, seed: solver.seed) }
             solver.snapshotWriter = TrainingFiles.snapshotWriter()
             if let resume {
                 let (state, learned) = try TrainingFiles.readState(resume, net: train)
