@@ -52,6 +52,24 @@ public struct PNGImage: Equatable, Sendable {
         guard png_image_begin_read_from_file(&image, path) != 0 else {
             throw IOError(path, "cannot read PNG: \(explain(message(of: &image)))")
         }
+        return try finishRead(&image, path: path)
+    }
+
+    /// Decodes a PNG held in memory, as `read` does a file; `origin` names it in errors.
+    public static func decode(_ bytes: [UInt8], origin: String) throws -> PNGImage {
+        try bytes.withUnsafeBytes { raw in
+            var image = png_image()
+            image.version = UInt32(PNG_IMAGE_VERSION)
+            guard let base = raw.baseAddress, png_image_begin_read_from_memory(&image, base, raw.count) != 0 else {
+                throw IOError(origin, "cannot read PNG: \(explain(message(of: &image)))")
+            }
+            return try finishRead(&image, path: origin)   // the bytes stay alive until libpng is done
+        }
+    }
+
+    /// The common part after `png_image_begin_read_*` succeeded: checks the
+    /// size, then decodes to 8-bit samples.
+    private static func finishRead(_ image: inout png_image, path: String) throws -> PNGImage {
         // From here libpng owns memory in image.opaque until finish_read or free.
         image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)   // only settable after begin_read
 

@@ -41,7 +41,6 @@ struct Bench: ParsableCommand {
             }
             guard let prototxt else { throw ValidationError("give a NET.prototxt or --pipeline P.json") }
             let graph = try Toolbox.load(prototxt, weights: weights)
-            Toolbox.warnAboutWeights(graph)
             let gemmRate = measureGEMM(repeats: 20)
             var shapes: [String: Shape] = [:]
             var feeds: [String: Tensor] = [:]
@@ -62,6 +61,7 @@ struct Bench: ParsableCommand {
             let net = try Net(graph: graph, registry: registry, inputShapes: shapes, seed: 1,
                               defaultWeightFiller: weights == nil ? try Init.filler("msra") : nil,
                               allowMissingWeights: missingWeights.allowMissingWeights)
+            Toolbox.warnAboutWeights(graph)
             Toolbox.noteFilledLayers(net, seed: 1)
             net.context.convolution = convolution
             try net.forward(feeds)

@@ -29,12 +29,12 @@ struct Inspect: ParsableCommand {
         try reportingErrors {
             let registry = try common.makeRegistry()
             let graph = try Toolbox.load(prototxt, weights: weights)
-            Toolbox.warnAboutWeights(graph)
+            let net = try Net(graph: graph, registry: registry, lazyParameters: weights == nil,
+                              allowMissingWeights: missingWeights.allowMissingWeights)
+            Toolbox.warnAboutWeights(net.graph)
             if weights == nil {
                 Toolbox.note("no --weights given: parameter counts only; run and sample would use random weights from the fillers")
             }
-            let net = try Net(graph: graph, registry: registry, lazyParameters: weights == nil,
-                              allowMissingWeights: missingWeights.allowMissingWeights)
             let report = InspectReport(net: net)
             print(json ? report.json() : report.table())
         }

@@ -33,7 +33,6 @@ struct Run: ParsableCommand {
         try reportingErrors {
             let registry = try common.makeRegistry()
             let graph = try Toolbox.load(prototxt, weights: weights)
-            Toolbox.warnAboutWeights(graph)
             var feeds: [String: Tensor] = [:]
             for (name, file) in try Toolbox.pairs(inputs, option: "input") {
                 guard let v = graph.value(named: name), graph.inputs.contains(v) else {
@@ -47,6 +46,7 @@ struct Run: ParsableCommand {
             }
             let net = try Net(graph: graph, registry: registry, seed: seed,
                               allowMissingWeights: missingWeights.allowMissingWeights)
+            Toolbox.warnAboutWeights(graph)
             Toolbox.noteFilledLayers(net, seed: seed)
             try net.forward(feeds)
             try Toolbox.makeDirectory(out)

@@ -44,13 +44,13 @@ struct Score: ParsableCommand {
             ImageDecoders.install(PNGFileDecoder())
             var graph = try Toolbox.load(prototxt, weights: nil)
             try Toolbox.attachWeights(&graph, list: weights)
-            Toolbox.warnAboutWeights(graph)
             guard graph.inputs.isEmpty else {
                 let names = graph.inputs.map { graph.values[$0.index].blob }.joined(separator: ", ")
                 throw RuntimeError.input("\(prototxt): the net reads Input blobs (\(names)) that nothing feeds; score needs a net with data layers (IDXData, ImageData); use `run` to feed arrays")
             }
             let net = try Net(graph: graph, registry: registry, phase: .test,
                               allowMissingWeights: missingWeights.allowMissingWeights)
+            Toolbox.warnAboutWeights(graph)
             Toolbox.noteFilledLayers(net, seed: 0)
             let statValues = try stats.map { b -> ValueID in try net.resolve(b) }
             let plan = try net.plan(seeds: [], gradientsFor: [], keep: graph.outputs + statValues)

@@ -44,12 +44,12 @@ struct Train: ParsableCommand {
                 try CaffeModel.attachWeights(&train, from: w)
                 for k in tests.indices { try CaffeModel.attachWeights(&tests[k], from: w) }
             }
-            Toolbox.warnAboutWeights(train)
             if config.snapshot > 0 || config.snapshotAfterTrain {
                 try TrainingFiles.checkWritable(prefix: config.snapshotPrefix)
             }
             let solver = try Solver(config: config, trainGraph: train, testGraphs: tests, registry: registry,
                                     allowMissingWeights: missingWeights.allowMissingWeights)
+            Toolbox.warnAboutWeights(train)
             if !initial.isEmpty { Toolbox.noteFilledLayers(solver.net, seed: solver.seed) }
             solver.snapshotWriter = TrainingFiles.snapshotWriter()
             if let resume {

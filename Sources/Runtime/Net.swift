@@ -161,7 +161,8 @@ public final class Net {
             layers.append(layer)
         }
         if !missing.isEmpty {
-            throw RuntimeError.missingWeights(files: graph.weightSources.map(\.file), layers: missing)
+            throw RuntimeError.missingWeights(files: graph.weightSources.map(\.file), layers: missing,
+                                              unmatched: graph.weightSources.flatMap(\.unmatchedLayers))
         }
         if !lazyParameters { try checkActivationBudget() }
     }

@@ -10,7 +10,7 @@ public enum RuntimeError: Error, CustomStringConvertible, Sendable {
     case weightShape(layer: String, index: Int, expected: Shape, found: Shape)
     case weightCount(layer: String, expected: Int, found: Int)
     /// Weights files were given, but these layers with parameters got none from them.
-    case missingWeights(files: [String], layers: [String])
+    case missingWeights(files: [String], layers: [String], unmatched: [String])
     /// A buffer would exceed the memory budget (`MemoryBudget`).
     case overBudget(String)
     case input(String)
@@ -33,9 +33,10 @@ public enum RuntimeError: Error, CustomStringConvertible, Sendable {
             return "layer '\(layer.clippedForDisplay())': weight blob \(index) in the caffemodel has shape \(found), but the prototxt needs \(expected); the weights do not belong to this network definition"
         case let .weightCount(layer, expected, found):
             return "layer '\(layer.clippedForDisplay())': the caffemodel has \(found) weight blobs, but the layer needs \(expected)"
-        case let .missingWeights(files, layers):
+        case let .missingWeights(files, layers, unmatched):
             let from = files.map { $0.clippedForDisplay(limit: 200) }.joined(separator: ", ")
-            return "\(from) holds no weights for \(layers.count) layer(s) with parameters: \(listForDisplay(layers)). "
+            let others = unmatched.isEmpty ? "" : " (its layers with weights that match no layer of the net: \(listForDisplay(unmatched, limit: 8)))"
+            return "\(from) holds no weights for \(layers.count) layer(s) with parameters: \(listForDisplay(layers))\(others). "
                 + "Weights are matched by layer name; if the file belongs to another network, give that network's caffemodel. "
                 + "To run these layers with weights drawn from their fillers (fine-tuning, net surgery), pass --allow-missing-weights."
         case let .overBudget(m): return m
