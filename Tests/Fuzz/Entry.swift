@@ -19,6 +19,23 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     _ = Probes.run(format, bytes)
     return 0
 }
+
+typealias FuzzCallback = @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: FuzzCallback) -> CInt
+
+/// SwiftPM links an executable's entry point as `<module>_main` (it makes
+/// `main` an alias of it), so libFuzzer's own `main` is not used: this one
+/// hands the command line to libFuzzer's driver.
+@_cdecl("FuzzInputs_main")
+public func fuzzInputsMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var vector = argv
+    _ = format   // fail early on a missing INVERSE_SET_FUZZ_FORMAT
+    return LLVMFuzzerRunDriver(&count, &vector) { data, size in fuzzOneInput(data, size) }
+}
 #else
 /// `inverse-set-fuzz FORMAT [--from N] PATH...`: runs each file (a folder:
 /// its files in name order) through the readers and prints one line per
