@@ -206,9 +206,7 @@ public struct Float64Reference {
             }
             return [y]
         case "LRN":
-            let (scale, y) = try lrn(i, x)
-            _ = scale
-            return [y]
+            return [try lrn(i, x).1]
         case "Softmax":
             let (outer, c, inner) = split(inShape(i), axis: try p(i, "softmax_param").int("axis", default: 1))
             var y = x
@@ -236,8 +234,7 @@ public struct Float64Reference {
             }
             return [y]
         case "Concat":
-            let cp = p(i, "concat_param")
-            let axis = cp.has("concat_dim") ? try cp.int("concat_dim", default: 1) : try cp.int("axis", default: 1)
+            let axis = try concatAxis(i)
             let (outer, _, inner) = split(outShape(i), axis: axis)
             var y: [Double] = []
             for o in 0..<outer {
@@ -262,6 +259,12 @@ public struct Float64Reference {
         default:
             throw Unsupported(type: type)
         }
+    }
+
+    /// Concat's axis (`concat_dim` is the legacy name).
+    private func concatAxis(_ i: Int) throws -> Int {
+        let cp = p(i, "concat_param")
+        return cp.has("concat_dim") ? try cp.int("concat_dim", default: 1) : try cp.int("axis", default: 1)
     }
 
     /// (M, K, N, transpose) of an InnerProduct: x as M x K, W as N x K (K x N transposed).
@@ -401,8 +404,7 @@ public struct Float64Reference {
                 }
             }
         case "Concat":
-            let cp = p(i, "concat_param")
-            let axis = cp.has("concat_dim") ? try cp.int("concat_dim", default: 1) : try cp.int("axis", default: 1)
+            let axis = try concatAxis(i)
             let (outer, _, inner) = split(outShape(i), axis: axis)
             var dxs = xs.map { [Double](repeating: 0, count: $0.count) }
             var at = 0
