@@ -45,9 +45,17 @@ struct FixtureFigure: CustomStringConvertible {
     /// Against float64, when computed.
     var oursVsFloat64: Double?
     var caffeVsFloat64: Double?
+    /// The same two against float64 relative to max|float64| alone (no floor
+    /// of 1: small gradients of deep nets show their real relative error).
+    var oursVsFloat64Scaled: Double?
+    var caffeVsFloat64Scaled: Double?
     var description: String {
         func f(_ v: Double?) -> String { v.map { String(format: "%.2e", $0) } ?? "-" }
-        return "\(what): ours-Caffe \(f(oursVsCaffe)), ours-float64 \(f(oursVsFloat64)), Caffe-float64 \(f(caffeVsFloat64))"
+        var text = "\(what): ours-Caffe \(f(oursVsCaffe)), ours-float64 \(f(oursVsFloat64)), Caffe-float64 \(f(caffeVsFloat64))"
+        if oursVsFloat64Scaled != nil {
+            text += " (of max|float64|: ours \(f(oursVsFloat64Scaled)), Caffe \(f(caffeVsFloat64Scaled)))"
+        }
+        return text
     }
 }
 
@@ -85,7 +93,8 @@ func checkFixture(dir: String, graph: Graph, registry: LayerRegistry, name: Stri
         let truth = exact.map { Float($0) }
         let oursExact = relativeError(ours, truth), caffeExact = relativeError(caffe, truth)
         #expect(oursExact <= tolerance, "\(name): \(what) off float64 by \(oursExact) (Caffe: \(caffeExact), ours vs Caffe: \(oursCaffe))")
-        figures?.pointee.append(FixtureFigure(what: what, oursVsCaffe: oursCaffe, oursVsFloat64: oursExact, caffeVsFloat64: caffeExact))
+        figures?.pointee.append(FixtureFigure(what: what, oursVsCaffe: oursCaffe, oursVsFloat64: oursExact, caffeVsFloat64: caffeExact,
+                                              oursVsFloat64Scaled: scaledError(ours, truth), caffeVsFloat64Scaled: scaledError(caffe, truth)))
     }
     for (blob, dims) in meta.blobs where !blob.contains("_split_") && onlyBlobs == nil {
         #expect(try net.shape(blob) == Shape(dims), "\(name): shape of \(blob)")
