@@ -44,7 +44,7 @@ seed() {   # seed FORMAT DIR: copy the seed files of FORMAT into DIR
     # Name by content, so seeds with the same file name do not overwrite each other.
     cp "$f" "$dir/seed-$(sha1sum "$f" | cut -c1-16)"
   done
-  if [ "$format" = png ]; then python3 tools/fuzz_png_seeds.py "$dir"; fi
+  if [ "$format" = png ] && command -v python3 > /dev/null; then python3 tools/fuzz_png_seeds.py "$dir"; fi
 }
 
 max_len() {

@@ -83,6 +83,26 @@ struct WireRulesTests {
         #expect(try got.strings("bottom").isEmpty)
     }
 
+    /// A real caffemodel with a mismatched NetParameter.name, an unknown
+    /// field and a layer whose data_param.scale is a varint appended: real
+    /// Caffe (the oracle's pycaffe) loads it, and so do we, with the same weights.
+    @Test func aFileRealCaffeLoadsLoads() throws {
+        let dir = Paths.fixture("conv_basic")
+        var odd = WireBytes()
+        odd.int(1, 5)                     // name (string) as a varint
+        odd.int(999_999, 7)               // unknown
+        var data = WireBytes(); data.int(2, 3)
+        let ghost = layer("ghost", type: "Data") { $0.message(107, data) }
+        odd.message(100, ghost)
+        let good = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/weights.caffemodel")))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("odd-\(UUID().uuidString).caffemodel").path
+        FileManager.default.createFile(atPath: path, contents: Data(good + odd.bytes))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let a = try CaffeModel.load(prototxt: dir + "/net.prototxt", weights: path)
+        let b = try CaffeModel.load(prototxt: dir + "/net.prototxt", weights: dir + "/weights.caffemodel")
+        #expect(a.nodes.map { $0.weights.map(\.data) } == b.nodes.map { $0.weights.map(\.data) })
+    }
+
     @Test func packedAndUnpackedRepeatedFieldsBothRead() throws {
         func blob(_ body: (inout WireBytes) -> Void) throws -> [Float] {
             var b = WireBytes()
