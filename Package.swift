@@ -42,6 +42,9 @@ let package = Package(
         // load with `inverse-set --plugin .build/release/libSSDLayersPlugin.so ...`.
         .library(name: "SSDLayersPlugin", type: .dynamic, targets: ["SSDLayersPlugin"]),
         .library(name: "MishPlugin", type: .dynamic, targets: ["MishPlugin"]),
+        // Runs inputs through the readers: the in-suite mutation test's child
+        // process, and (built by tools/fuzz.sh with -sanitize=fuzzer) the libFuzzer targets.
+        .executable(name: "inverse-set-fuzz", targets: ["FuzzInputs"]),
         // Broken plugins for the loader's error tests.
         .library(name: "OldABITestPlugin", type: .dynamic, targets: ["OldABITestPlugin"]),
         .library(name: "NoVersionTestPlugin", type: .dynamic, targets: ["NoVersionTestPlugin"]),
@@ -106,6 +109,10 @@ let package = Package(
 
         .target(name: "OldABITestPlugin", path: "Tests/PluginFixtures/OldABI"),
         .target(name: "NoVersionTestPlugin", path: "Tests/PluginFixtures/NoVersion"),
+
+        // ---- Fuzzing (Tests/Fuzz, tools/fuzz.sh) -----------------------------------
+        .executableTarget(name: "FuzzInputs", dependencies: ["CaffeImport", "GraphIR", "Runtime", "Layers", "ImageIO"],
+                          path: "Tests/Fuzz", swiftSettings: optimised),
 
         // ---- Tests --------------------------------------------------------------
         .target(name: "TestSupport", dependencies: ["Runtime", "GraphIR", "CaffeImport", "Layers", "ImageIO"],

@@ -45,7 +45,8 @@ cp "$work/fc6.mean.txt" "$dir/fc6_code_mean.txt"
 
 echo "== generator (Models/fashion/generator_solver.prototxt, E and the feature net frozen)"
 t2=$(seconds)
-$bin train $dir/generator_solver.prototxt --weights $dir/classifier.caffemodel
+# The classifier's caffemodel covers E and the feature net only: the generator starts from its fillers.
+$bin train $dir/generator_solver.prototxt --weights $dir/classifier.caffemodel --allow-missing-weights
 t3=$(seconds)
 # Keep only the generator's layers (the training net also holds frozen copies
 # of the classifier).

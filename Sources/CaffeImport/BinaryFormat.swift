@@ -1,209 +1,352 @@
-import CaffeSchema
 import Foundation
-import CProtobufC
 import GraphIR
 
-/// Reading binary protobuf (`.caffemodel`, `.binaryproto`) with protobuf-c.
+/// Reading binary protobuf (`.caffemodel`, `.binaryproto`, `.solverstate`)
+/// straight into `ParamMessage` trees, driven by the schema.
 ///
-/// Before protobuf-c decodes the bytes, a structural walk checks every tag and
-/// length prefix against the schema, so a truncated or corrupt file gets an
-/// error naming the byte offset and the field path (`layer[3].blobs[0].data`)
-/// instead of protobuf-c's bare failure. There is no size limit (CaffeNet's
-/// 233 MB file decodes in one go).
+/// The reader follows the protobuf encoding rules that every protobuf
+/// implementation (and so real Caffe) applies, rather than rejecting what
+/// other writers legally produce:
+///
+/// - a field number the schema does not know is skipped (its bytes are
+///   measured by the wire type, groups included);
+/// - a known field whose wire type does not fit its declared type is skipped
+///   the same way, as an unknown field (a Caffe fork's caffemodel may store its
+///   own integer where our schema has a float or a message);
+/// - a repeated numeric field is accepted both packed (one length-delimited
+///   record) and unpacked (one tag per value), and mixed;
+/// - a non-repeated field given more than once keeps the last value, and a
+///   non-repeated message given more than once is the merge of all
+///   occurrences (later scalars replace, repeated fields append, embedded
+///   messages merge recursively);
+/// - an enum number the schema does not declare leaves the field unset (proto2
+///   keeps it as an unknown field).
+///
+/// What no protobuf reader accepts is an error naming the file, the byte
+/// offset and the field path (`layer[3].blobs[0].data`): a length or a fixed
+/// width past the end of its message, a variable-length number of more than
+/// ten bytes or cut off by the end, wire types 6 and 7, field number 0, an
+/// unbalanced group, a packed record whose length is not a whole number of
+/// values, and messages nested more than `maxDepth` deep.
+///
+/// Memory: floats are copied once from the file's bytes into each blob's
+/// array, so a caffemodel needs its size twice while it decodes. There is no
+/// size limit beyond that (CaffeNet's 233 MB file decodes in one go).
 enum BinaryFormat {
+    /// Protobuf's own default recursion limit.
+    static let maxDepth = 100
+
     /// Decodes `bytes` as a message of `schemaName` ("caffe.NetParameter").
-    ///
-    /// Memory: the file's bytes are released as soon as protobuf-c has unpacked
-    /// them (when the caller passed its last reference), and each blob's C
-    /// array as soon as it is copied, so a large caffemodel peaks near twice
-    /// its size rather than three times.
     static func decode(_ bytes: consuming [UInt8], schemaName: String, file: String) throws -> ParamMessage {
-        let reg = CaffeSchemaRegistry.shared
-        guard let schema = reg.schema(schemaName), let desc = reg.descriptor(schemaName) else {
+        guard let schema = CaffeSchemaRegistry.shared.schema(schemaName) else {
             throw ImportError.file(file, "internal: no schema for \(schemaName)")
         }
         if bytes.isEmpty { throw ImportError.file(file, "file is empty; expected a binary \(TextFormatParser.shortName(schemaName))") }
-        try validate(bytes, from: 0, to: bytes.count, schema: schema, path: "", file: file, depth: 0)
-        let raw = bytes.withUnsafeBufferPointer { buf in
-            protobuf_c_message_unpack(desc, nil, buf.count, buf.baseAddress)
+        return try bytes.withUnsafeBufferPointer { buf in
+            var reader = WireReader(bytes: buf, file: file)
+            var message = ParamMessage(schema: schema)
+            try reader.readFields(into: &message, schema: schema, from: 0, to: buf.count, path: "", depth: 0)
+            return message
         }
-        _ = consume bytes
-        guard let msg = raw else {
-            throw ImportError.binary(file: file, offset: 0, path: "",
-                                     message: "protobuf-c could not decode the file (corrupt or not a \(TextFormatParser.shortName(schemaName)))")
-        }
-        defer { protobuf_c_message_free_unpacked(msg, nil) }
-        return convert(UnsafeRawPointer(msg), desc, schema: schema)
+    }
+}
+
+/// One pass over protobuf wire bytes; see `BinaryFormat` for the rules.
+struct WireReader {
+    let bytes: UnsafeBufferPointer<UInt8>
+    let file: String
+    var pos = 0
+
+    init(bytes: UnsafeBufferPointer<UInt8>, file: String) {
+        self.bytes = bytes; self.file = file
     }
 
-    // MARK: - Structural check
+    private func fail(_ at: Int, _ path: () -> String, _ message: String) -> ImportError {
+        .binary(file: file, offset: at, path: path(), message: message)
+    }
 
-    private static func validate(_ b: [UInt8], from start: Int, to end: Int, schema: ParamSchema?,
-                                 path: String, file: String, depth: Int) throws {
-        guard depth < 64 else {
-            throw ImportError.binary(file: file, offset: start, path: path, message: "messages nested more than 64 deep; the file is corrupt")
-        }
-        var pos = start
-        var counts: [Int: Int] = [:]
-        func fail(_ at: Int, _ p: String, _ m: String) -> ImportError {
-            .binary(file: file, offset: at, path: p, message: m)
-        }
-        func varint(_ p: String) throws -> UInt64 {
-            var v: UInt64 = 0, shift: UInt64 = 0
-            let at = pos
-            while true {
-                guard pos < end else { throw fail(at, p, "the file ends inside a number; it is truncated") }
-                let c = b[pos]; pos += 1
-                if shift >= 64 { throw fail(at, p, "malformed variable-length number") }
-                v |= UInt64(c & 0x7f) << shift
-                if c & 0x80 == 0 { return v }
-                shift += 7
+    /// A base-128 varint ending before `end`: at most ten bytes, as protobuf.
+    mutating func varint(end: Int, path: @autoclosure () -> String) throws -> UInt64 {
+        let at = pos
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            guard pos < end else {
+                throw fail(at, path, "the data ends inside a variable-length number; the file is truncated or corrupt")
+            }
+            let c = bytes[pos]
+            pos += 1
+            value |= UInt64(c & 0x7f) << shift
+            if c & 0x80 == 0 { return value }
+            shift += 7
+            guard shift < 70 else {
+                throw fail(at, path, "malformed variable-length number (more than 10 bytes); the file is corrupt")
             }
         }
+    }
+
+    /// Moves past `count` bytes of a record that must end by `end`.
+    private mutating func skip(_ count: UInt64, end: Int, recordAt: Int, path: @autoclosure () -> String, what: String) throws {
+        guard count <= UInt64(end - pos) else {
+            throw fail(recordAt, path, "\(what) claims \(count) bytes but only \(end - pos) remain; the file is truncated or corrupt")
+        }
+        pos += Int(count)
+    }
+
+    /// Skips the value of an unknown (or mismatched) field of wire type `wire`.
+    /// A group is skipped up to its matching end tag, nested groups included.
+    private mutating func skipValue(wire: Int, number: Int, end: Int, tagAt: Int, path: @autoclosure () -> String, depth: Int) throws {
+        switch wire {
+        case 0: _ = try varint(end: end, path: path())
+        case 1: try skip(8, end: end, recordAt: tagAt, path: path(), what: "a 64-bit value")
+        case 5: try skip(4, end: end, recordAt: tagAt, path: path(), what: "a 32-bit value")
+        case 2:
+            let lenAt = pos
+            let len = try varint(end: end, path: path())
+            try skip(len, end: end, recordAt: lenAt, path: path(), what: "the length prefix")
+        case 3:
+            guard depth < BinaryFormat.maxDepth else {
+                throw fail(tagAt, path, "groups nested more than \(BinaryFormat.maxDepth) deep; the file is corrupt")
+            }
+            while true {
+                guard pos < end else { throw fail(tagAt, path, "group of field \(number) has no end tag; the file is truncated or corrupt") }
+                let innerAt = pos
+                let key = try varint(end: end, path: path())
+                let innerWire = Int(key & 7)
+                let innerNumber = key >> 3
+                if innerWire == 4 {
+                    guard innerNumber == UInt64(number) else {
+                        throw fail(innerAt, path, "group of field \(number) is closed by the end tag of field \(innerNumber); the file is corrupt")
+                    }
+                    return
+                }
+                guard innerNumber > 0, innerNumber < 1 << 29 else {
+                    throw fail(innerAt, path, "field number \(innerNumber) is invalid; the file is corrupt or not a Caffe model")
+                }
+                try skipValue(wire: innerWire, number: Int(innerNumber), end: end, tagAt: innerAt, path: path(), depth: depth + 1)
+            }
+        case 4:
+            throw fail(tagAt, path, "an end-of-group tag without its start; the file is corrupt")
+        default:
+            throw fail(tagAt, path, "invalid wire type \(wire); the file is corrupt or not a Caffe model")
+        }
+    }
+
+    /// Whether wire type `wire` carries a value of `field` (packed or not).
+    static func fits(_ field: ParamSchema.Field, wire: Int) -> Bool {
+        let natural: Int
+        switch field.kind {
+        case .float, .fixed32, .sfixed32: natural = 5
+        case .double, .fixed64, .sfixed64: natural = 1
+        case .string, .bytes, .message: natural = 2
+        default: natural = 0
+        }
+        if wire == natural { return true }
+        // Any repeated scalar number may come packed.
+        return wire == 2 && field.repeated && natural != 2
+    }
+
+    /// Decodes the fields between `start` and `end` into `message`, which may
+    /// already hold fields (a later occurrence of the same non-repeated message
+    /// is merged into the earlier one).
+    mutating func readFields(into message: inout ParamMessage, schema: ParamSchema, from start: Int, to end: Int,
+                             path: @autoclosure () -> String, depth: Int) throws {
+        guard depth < BinaryFormat.maxDepth else {
+            throw fail(start, path, "messages nested more than \(BinaryFormat.maxDepth) deep; the file is corrupt")
+        }
+        pos = start
+        // Where each non-repeated field (and each repeated float/double run) sits in `message.fields`.
+        var slot: [String: Int] = [:]
+        // Repeated float/double values are gathered here and stored once, as one `.floatArray`.
+        var floats: [String: [Float]] = [:]
+        var counts: [Int: Int] = [:]
+        for (i, f) in message.fields.enumerated() {
+            guard let field = schema.field(f.name) else { continue }
+            if !field.repeated { slot[f.name] = i }
+            if field.repeated, field.kind == .float || field.kind == .double, case .floatArray(let a) = f.value {
+                slot[f.name] = i
+                floats[f.name] = a
+            }
+            if field.repeated { counts[field.number, default: 0] += 1 }
+        }
+        for (name, i) in slot where floats[name] != nil { message.fields[i].value = .floatArray([]) }
+
         while pos < end {
             let tagAt = pos
-            let key = try varint(path)
-            let number = Int(key >> 3), wire = Int(key & 7)
-            guard number > 0 else { throw fail(tagAt, path, "field number 0 is invalid; the file is corrupt or not a Caffe model") }
-            let field = schema?.fieldsByNumber[number]
-            let index = counts[number, default: 0]
-            counts[number] = index + 1
-            let fname = field.map { $0.repeated ? "\($0.name)[\(index)]" : $0.name } ?? "field \(number)"
-            let fpath = path.isEmpty ? fname : "\(path).\(fname)"
-            switch wire {
-            case 0: _ = try varint(fpath)
-            case 1:
-                guard end - pos >= 8 else { throw fail(tagAt, fpath, "needs 8 bytes but only \(end - pos) remain; the file is truncated") }
-                pos += 8
-            case 5:
-                guard end - pos >= 4 else { throw fail(tagAt, fpath, "needs 4 bytes but only \(end - pos) remain; the file is truncated") }
-                pos += 4
-            case 2:
+            let key = try varint(end: end, path: path())
+            let number = key >> 3, wire = Int(key & 7)
+            guard number > 0, number < 1 << 29 else {
+                throw fail(tagAt, path, "field number \(number) is invalid; the file is corrupt or not a Caffe model")
+            }
+            guard let field = schema.fieldsByNumber[Int(number)], Self.fits(field, wire: wire) else {
+                // Unknown, or known with a wire type that does not fit: skipped, as protobuf does.
+                try skipValue(wire: wire, number: Int(number), end: end, tagAt: tagAt,
+                              path: Self.join(path(), "field \(number)"), depth: depth)
+                continue
+            }
+            let index = counts[field.number, default: 0]
+            counts[field.number] = index + 1
+            // The field's path, built only for an error message.
+            func fpath() -> String { Self.join(path(), field.repeated ? "\(field.name)[\(index)]" : field.name) }
+
+            if field.repeated && (field.kind == .float || field.kind == .double) {
+                if slot[field.name] == nil {
+                    slot[field.name] = message.fields.count
+                    message.fields.append(ParamField(name: field.name, value: .floatArray([])))
+                }
+                try readFloats(field, wire: wire, end: end, tagAt: tagAt, path: fpath(), into: &floats[field.name, default: []])
+                continue
+            }
+            if wire == 2 && field.kind != .string && field.kind != .bytes && field.kind != .message {
+                // A packed run of scalars.
                 let lenAt = pos
-                let len = try varint(fpath)
+                let len = try varint(end: end, path: fpath())
                 guard len <= UInt64(end - pos) else {
-                    throw fail(lenAt, fpath, "length prefix claims \(len) bytes but only \(end - pos) remain; the file is truncated or corrupt")
+                    throw fail(lenAt, fpath, "the length prefix claims \(len) bytes but only \(end - pos) remain; the file is truncated or corrupt")
+                }
+                let runEnd = pos + Int(len)
+                let elementWire = field.kind == .fixed32 || field.kind == .sfixed32 ? 5
+                    : field.kind == .fixed64 || field.kind == .sfixed64 ? 1 : 0
+                while pos < runEnd {
+                    if let v = try scalar(field, wire: elementWire, end: runEnd, tagAt: lenAt, path: fpath()) {
+                        message.fields.append(ParamField(name: field.name, value: v))
+                    }
+                }
+                continue
+            }
+            if field.kind == .message {
+                let lenAt = pos
+                let len = try varint(end: end, path: fpath())
+                guard len <= UInt64(end - pos) else {
+                    throw fail(lenAt, fpath, "the length prefix claims \(len) bytes but only \(end - pos) remain; the file is truncated or corrupt")
                 }
                 let subEnd = pos + Int(len)
-                if let f = field, f.kind == .message {
-                    try validate(b, from: pos, to: subEnd, schema: f.messageSchema(), path: fpath, file: file, depth: depth + 1)
+                let subSchema = field.messageSchema() ?? ParamSchema(name: field.name)
+                if !field.repeated, let i = slot[field.name], case .message(var earlier) = message.fields[i].value {
+                    // protobuf merges repeated occurrences of a non-repeated message.
+                    message.fields[i].value = .bool(false)   // drop the reference so `earlier` is unique
+                    try readFields(into: &earlier, schema: subSchema, from: pos, to: subEnd, path: fpath(), depth: depth + 1)
+                    message.fields[i].value = .message(earlier)
+                } else {
+                    var sub = ParamMessage(schema: subSchema)
+                    try readFields(into: &sub, schema: subSchema, from: pos, to: subEnd, path: fpath(), depth: depth + 1)
+                    if !field.repeated { slot[field.name] = message.fields.count }
+                    message.fields.append(ParamField(name: field.name, value: .message(sub)))
                 }
                 pos = subEnd
-            case 3, 4:
-                throw fail(tagAt, fpath, "uses protobuf groups (wire type \(wire)), which Caffe files never contain; the file is corrupt")
-            default:
-                throw fail(tagAt, fpath, "invalid wire type \(wire); the file is corrupt or not a Caffe model")
+                continue
             }
-            if let f = field {
-                let ok: Bool
-                switch f.kind {
-                case .float, .fixed32, .sfixed32: ok = wire == 5 || (f.repeated && wire == 2)
-                case .double, .fixed64, .sfixed64: ok = wire == 1 || (f.repeated && wire == 2)
-                case .string, .bytes, .message: ok = wire == 2
-                default: ok = wire == 0 || (f.repeated && wire == 2)
-                }
-                if !ok { throw fail(tagAt, fpath, "has wire type \(wire), which does not fit its type; the file is corrupt") }
-            }
-        }
-    }
-
-    // MARK: - C struct -> ParamMessage
-
-    /// Frees a copied numeric array of an unpacked message and empties the
-    /// field, so `protobuf_c_message_free_unpacked` skips it. (Unpacked with
-    /// the default allocator, which is malloc.)
-    private static func releaseRepeated(_ arr: UnsafeRawPointer, at field: UnsafeRawPointer, count: UnsafeRawPointer) {
-        free(UnsafeMutableRawPointer(mutating: arr))
-        UnsafeMutableRawPointer(mutating: field).storeBytes(of: nil, as: UnsafeRawPointer?.self)
-        UnsafeMutableRawPointer(mutating: count).storeBytes(of: 0, as: Int.self)
-    }
-
-    /// Walks a decoded protobuf-c message through its descriptor. Blob data
-    /// (repeated float/double) becomes one `.floatArray` value.
-    static func convert(_ m: UnsafeRawPointer, _ d: UnsafePointer<ProtobufCMessageDescriptor>,
-                        schema: ParamSchema) -> ParamMessage {
-        var out = ParamMessage(schema: schema)
-        for i in 0..<Int(d.pointee.n_fields) {
-            let f = d.pointee.fields[i]
-            let name = String(cString: f.name)
-            let field = m + Int(f.offset)
-            if f.label == PROTOBUF_C_LABEL_REPEATED {
-                let n = (m + Int(f.quantifier_offset)).load(as: Int.self)
-                guard n > 0, let arr = field.load(as: UnsafeRawPointer?.self) else { continue }
-                switch f.type {
-                case PROTOBUF_C_TYPE_FLOAT:
-                    out.append(name, .floatArray(Array(UnsafeBufferPointer(start: arr.assumingMemoryBound(to: Float.self), count: n))))
-                    releaseRepeated(arr, at: field, count: m + Int(f.quantifier_offset))
-                case PROTOBUF_C_TYPE_DOUBLE:
-                    let p = arr.assumingMemoryBound(to: Double.self)
-                    out.append(name, .floatArray((0..<n).map { Float(p[$0]) }))
-                    releaseRepeated(arr, at: field, count: m + Int(f.quantifier_offset))
-                default:
-                    let stride = elementSize(f.type)
-                    for k in 0..<n {
-                        out.append(name, scalar(arr + k * stride, f, schema: schema, name: name))
-                    }
-                }
+            guard let value = try scalar(field, wire: wire, end: end, tagAt: tagAt, path: fpath()) else { continue }
+            if !field.repeated, let i = slot[field.name] {
+                message.fields[i].value = value   // last one wins
             } else {
-                switch f.type {
-                case PROTOBUF_C_TYPE_MESSAGE, PROTOBUF_C_TYPE_STRING:
-                    guard let p = field.load(as: UnsafeRawPointer?.self) else { continue }
-                    if f.type == PROTOBUF_C_TYPE_STRING, let def = f.default_value, p == UnsafeRawPointer(def) { continue }
-                    out.append(name, scalar(field, f, schema: schema, name: name))
-                default:
-                    if f.label == PROTOBUF_C_LABEL_OPTIONAL, f.quantifier_offset != 0 || hasQuantifier(f) {
-                        guard (m + Int(f.quantifier_offset)).load(as: Int32.self) != 0 else { continue }
-                    }
-                    out.append(name, scalar(field, f, schema: schema, name: name))
-                }
+                if !field.repeated { slot[field.name] = message.fields.count }
+                message.fields.append(ParamField(name: field.name, value: value))
             }
         }
-        return out
-    }
-
-    private static func hasQuantifier(_ f: ProtobufCFieldDescriptor) -> Bool {
-        // Optional scalars and bytes carry a has_ flag in protobuf-c.
-        f.type != PROTOBUF_C_TYPE_MESSAGE && f.type != PROTOBUF_C_TYPE_STRING
-    }
-
-    private static func elementSize(_ t: ProtobufCType) -> Int {
-        switch t {
-        case PROTOBUF_C_TYPE_INT64, PROTOBUF_C_TYPE_SINT64, PROTOBUF_C_TYPE_SFIXED64,
-             PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_TYPE_FIXED64, PROTOBUF_C_TYPE_DOUBLE: return 8
-        case PROTOBUF_C_TYPE_STRING, PROTOBUF_C_TYPE_MESSAGE: return MemoryLayout<UnsafeRawPointer>.size
-        case PROTOBUF_C_TYPE_BYTES: return MemoryLayout<ProtobufCBinaryData>.size
-        default: return 4
+        for (name, values) in floats {
+            if let i = slot[name] { message.fields[i].value = .floatArray(values) }
         }
     }
 
-    /// One value stored at `p` (for messages and strings, `p` holds a pointer).
-    private static func scalar(_ p: UnsafeRawPointer, _ f: ProtobufCFieldDescriptor, schema: ParamSchema, name: String) -> ParamValue {
-        switch f.type {
-        case PROTOBUF_C_TYPE_INT32, PROTOBUF_C_TYPE_SINT32, PROTOBUF_C_TYPE_SFIXED32: return .int(Int64(p.load(as: Int32.self)))
-        case PROTOBUF_C_TYPE_INT64, PROTOBUF_C_TYPE_SINT64, PROTOBUF_C_TYPE_SFIXED64: return .int(p.load(as: Int64.self))
-        case PROTOBUF_C_TYPE_UINT32, PROTOBUF_C_TYPE_FIXED32: return .uint(UInt64(p.load(as: UInt32.self)))
-        case PROTOBUF_C_TYPE_UINT64, PROTOBUF_C_TYPE_FIXED64: return .uint(p.load(as: UInt64.self))
-        case PROTOBUF_C_TYPE_FLOAT: return .double(Double(p.load(as: Float.self)))
-        case PROTOBUF_C_TYPE_DOUBLE: return .double(p.load(as: Double.self))
-        case PROTOBUF_C_TYPE_BOOL: return .bool(p.load(as: Int32.self) != 0)
-        case PROTOBUF_C_TYPE_ENUM:
-            let n = p.load(as: Int32.self)
-            if case .enumeration(let values)? = schema.field(name)?.kind, let hit = values.first(where: { $0.value == n }) {
-                return .enumValue(name: hit.key, number: n)
+    static func join(_ path: String, _ name: String) -> String { path.isEmpty ? name : "\(path).\(name)" }
+
+    /// Little-endian fixed-width reads (the buffer holds at least the bytes asked for).
+    private func fixed32(at p: Int) -> UInt32 {
+        UInt32(littleEndian: UnsafeRawPointer(bytes.baseAddress! + p).loadUnaligned(as: UInt32.self))
+    }
+    private func fixed64(at p: Int) -> UInt64 {
+        UInt64(littleEndian: UnsafeRawPointer(bytes.baseAddress! + p).loadUnaligned(as: UInt64.self))
+    }
+
+    /// Appends the values of one record of a repeated float or double field.
+    private mutating func readFloats(_ field: ParamSchema.Field, wire: Int, end: Int, tagAt: Int, path: @autoclosure () -> String,
+                                     into out: inout [Float]) throws {
+        let width = field.kind == .double ? 8 : 4
+        var count = 1
+        var from = pos
+        if wire == 2 {
+            let lenAt = pos
+            let len = try varint(end: end, path: path())
+            guard len <= UInt64(end - pos) else {
+                throw fail(lenAt, path, "the length prefix claims \(len) bytes but only \(end - pos) remain; the file is truncated or corrupt")
             }
-            return .enumValue(name: String(n), number: n)
-        case PROTOBUF_C_TYPE_STRING:
-            guard let s = p.load(as: UnsafePointer<CChar>?.self) else { return .string("") }
-            return .string(String(cString: s))
-        case PROTOBUF_C_TYPE_BYTES:
-            let bd = p.load(as: ProtobufCBinaryData.self)
-            guard let data = bd.data, bd.len > 0 else { return .bytes([]) }
-            return .bytes(Array(UnsafeBufferPointer(start: data, count: bd.len)))
+            guard len % UInt64(width) == 0 else {
+                throw fail(lenAt, path, "a packed run of \(width * 8)-bit numbers is \(len) bytes long, not a multiple of \(width); the file is corrupt")
+            }
+            count = Int(len) / width
+            from = pos
+        } else {
+            guard end - pos >= width else {
+                throw fail(tagAt, path, "needs \(width) bytes but only \(end - pos) remain; the file is truncated")
+            }
+        }
+        pos = from + count * width
+        out.reserveCapacity(out.count + count)
+        if width == 4 {
+            #if _endian(little)
+            let start = out.count
+            out.append(contentsOf: repeatElement(0, count: count))
+            out.withUnsafeMutableBytes { dst in
+                (dst.baseAddress! + start * 4).copyMemory(from: bytes.baseAddress! + from, byteCount: count * 4)
+            }
+            #else
+            for k in 0..<count { out.append(Float(bitPattern: fixed32(at: from + 4 * k))) }
+            #endif
+        } else {
+            for k in 0..<count { out.append(Float(Double(bitPattern: fixed64(at: from + 8 * k)))) }
+        }
+    }
+
+    /// One scalar value of `field` with wire type `wire`, or nil when it is an
+    /// enum number the schema does not declare (protobuf then keeps it as an
+    /// unknown field, so the field stays unset).
+    private mutating func scalar(_ field: ParamSchema.Field, wire: Int, end: Int, tagAt: Int, path: @autoclosure () -> String) throws -> ParamValue? {
+        switch wire {
+        case 5:
+            guard end - pos >= 4 else { throw fail(tagAt, path, "needs 4 bytes but only \(end - pos) remain; the file is truncated") }
+            let v = fixed32(at: pos)
+            pos += 4
+            switch field.kind {
+            case .float: return .double(Double(Float(bitPattern: v)))
+            case .sfixed32: return .int(Int64(Int32(bitPattern: v)))
+            default: return .uint(UInt64(v))
+            }
+        case 1:
+            guard end - pos >= 8 else { throw fail(tagAt, path, "needs 8 bytes but only \(end - pos) remain; the file is truncated") }
+            let v = fixed64(at: pos)
+            pos += 8
+            switch field.kind {
+            case .double: return .double(Double(bitPattern: v))
+            case .sfixed64: return .int(Int64(bitPattern: v))
+            default: return .uint(v)
+            }
+        case 2:
+            let lenAt = pos
+            let len = try varint(end: end, path: path())
+            guard len <= UInt64(end - pos) else {
+                throw fail(lenAt, path, "the length prefix claims \(len) bytes but only \(end - pos) remain; the file is truncated or corrupt")
+            }
+            let body = UnsafeBufferPointer(rebasing: bytes[pos..<(pos + Int(len))])
+            pos += Int(len)
+            return field.kind == .bytes ? .bytes(Array(body)) : .string(String(decoding: body, as: UTF8.self))
         default:
-            let sub = p.load(as: UnsafeRawPointer.self)
-            let sd = f.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self)
-            let subSchema = schema.field(name)?.messageSchema() ?? ParamSchema(name: String(cString: sd.pointee.name))
-            return .message(convert(sub, sd, schema: subSchema))
+            let v = try varint(end: end, path: path())
+            switch field.kind {
+            case .int32: return .int(Int64(Int32(truncatingIfNeeded: v)))
+            case .int64: return .int(Int64(bitPattern: v))
+            case .uint32: return .uint(UInt64(UInt32(truncatingIfNeeded: v)))
+            case .sint32:
+                let n = UInt32(truncatingIfNeeded: v)
+                return .int(Int64(Int32(bitPattern: (n >> 1) ^ (0 &- (n & 1)))))
+            case .sint64: return .int(Int64(bitPattern: (v >> 1) ^ (0 &- (v & 1))))
+            case .bool: return .bool(v != 0)
+            case .enumeration(let values):
+                let n = Int32(truncatingIfNeeded: v)
+                guard let hit = values.first(where: { $0.value == n }) else { return nil }
+                return .enumValue(name: hit.key, number: n)
+            default: return .uint(v)
+            }
         }
     }
 }

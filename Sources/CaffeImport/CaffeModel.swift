@@ -184,27 +184,51 @@ public enum CaffeModel {
         if shape.dims.isEmpty && !data.isEmpty {
             return WeightBlob(shape: Shape([data.count]), data: data)
         }
-        guard shape.count == data.count else {
-            throw ImportError.network(file: file, "layer '\(layer)' blob \(index): shape \(shape) needs \(shape.count) values but the file holds \(data.count)")
+        guard let count = shape.checkedCount, count == data.count else {
+            let needs = shape.checkedCount.map { "needs \($0) values" } ?? "is impossible (a negative or enormous dimension)"
+            throw ImportError.network(file: file, "layer '\(layer.clippedForDisplay())' blob \(index): shape \(shape.description.clippedForDisplay()) \(needs) but the file holds \(data.count)")
         }
         return WeightBlob(shape: shape, data: data)
     }
 
     /// Copies weights from a caffemodel into the graph's layers by layer name
-    /// (Caffe's CopyTrainedLayersFrom). Layers of the file that the graph does
-    /// not have are ignored, as in Caffe.
-    public static func attachWeights(_ graph: inout Graph, from path: String) throws {
+    /// (Caffe's CopyTrainedLayersFrom), and records the file in
+    /// `graph.weightSources`: which layers took blobs from it, which layers of
+    /// the file match no layer of the graph (Caffe ignores them silently; the
+    /// tool lists them as a warning), and blobs holding NaN or infinite values.
+    /// Whether layers that got nothing may run on fillers is `Net`'s decision
+    /// (`allowMissingWeights`).
+    @discardableResult
+    public static func attachWeights(_ graph: inout Graph, from path: String) throws -> WeightSource {
         let model = try Upgrade.upgradeNet(try readCaffemodel(path), file: path)
         var byName: [String: [WeightBlob]] = [:]
+        var fileOrder: [String] = []
+        var source = WeightSource(file: path)
         for layer in model.messages("layer") {
             let name = try layer.string("name", default: "")
             let blobs = layer.messages("blobs")
             guard !blobs.isEmpty else { continue }
-            byName[name] = try blobs.enumerated().map { try weightBlob($1, layer: name, index: $0, file: path) }
+            let weights = try blobs.enumerated().map { try weightBlob($1, layer: name, index: $0, file: path) }
+            if byName[name] == nil { fileOrder.append(name) }
+            byName[name] = weights
         }
+        var used = Set<String>()
         for i in graph.nodes.indices {
-            if let w = byName[graph.nodes[i].name] { graph.nodes[i].weights = w }
+            let name = graph.nodes[i].name
+            guard let weights = byName[name] else { continue }
+            graph.nodes[i].weights = weights
+            used.insert(name)
+            source.matchedLayers.append(name)
+            for (j, w) in weights.enumerated() {
+                let bad = w.data.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+                if bad > 0 {
+                    source.warnings.append("\(path): layer '\(name.clippedForDisplay())' blob \(j) holds \(bad) NaN or infinite value(s) of \(w.data.count); every output that depends on them will be NaN or infinite")
+                }
+            }
         }
+        source.unmatchedLayers = fileOrder.filter { !used.contains($0) }
+        graph.weightSources.append(source)
+        return source
     }
 
     // MARK: Writing

@@ -10,7 +10,6 @@ public final class CaffeSchemaRegistry: @unchecked Sendable {
     public static let shared = CaffeSchemaRegistry()
 
     private var byName: [String: ParamSchema] = [:]
-    private var descriptors: [String: UnsafePointer<ProtobufCMessageDescriptor>] = [:]
 
     public let netParameter: ParamSchema
     public let layerParameter: ParamSchema
@@ -20,15 +19,10 @@ public final class CaffeSchemaRegistry: @unchecked Sendable {
 
     private init() {
         var byName: [String: ParamSchema] = [:]
-        var descriptors: [String: UnsafePointer<ProtobufCMessageDescriptor>] = [:]
-        let net = CaffeSchemaRegistry.build(caffe_schema_net_parameter_descriptor(),
-                                            &byName, &descriptors)
-        let solver = CaffeSchemaRegistry.build(caffe_schema_solver_parameter_descriptor(),
-                                               &byName, &descriptors)
-        _ = CaffeSchemaRegistry.build(caffe_schema_solver_state_descriptor(),
-                                      &byName, &descriptors)
+        let net = CaffeSchemaRegistry.build(caffe_schema_net_parameter_descriptor(), &byName)
+        let solver = CaffeSchemaRegistry.build(caffe_schema_solver_parameter_descriptor(), &byName)
+        _ = CaffeSchemaRegistry.build(caffe_schema_solver_state_descriptor(), &byName)
         self.byName = byName
-        self.descriptors = descriptors
         netParameter = net
         solverParameter = solver
         layerParameter = byName["caffe.LayerParameter"]!
@@ -37,17 +31,14 @@ public final class CaffeSchemaRegistry: @unchecked Sendable {
     }
 
     public func schema(_ fullName: String) -> ParamSchema? { byName[fullName] }
-    func descriptor(_ fullName: String) -> UnsafePointer<ProtobufCMessageDescriptor>? { descriptors[fullName] }
 
     /// Builds the schema of `d` and, recursively, of every message it uses.
     private static func build(_ d: UnsafePointer<ProtobufCMessageDescriptor>,
-                              _ byName: inout [String: ParamSchema],
-                              _ descriptors: inout [String: UnsafePointer<ProtobufCMessageDescriptor>]) -> ParamSchema {
+                              _ byName: inout [String: ParamSchema]) -> ParamSchema {
         let name = String(cString: d.pointee.name)
         if let s = byName[name] { return s }
         let schema = ParamSchema(name: name)
         byName[name] = schema
-        descriptors[name] = d
         for i in 0..<Int(d.pointee.n_fields) {
             let f = d.pointee.fields[i]
             var nested: ParamSchema? = nil
@@ -78,7 +69,7 @@ public final class CaffeSchemaRegistry: @unchecked Sendable {
                 kind = .enumeration(values)
             default: // PROTOBUF_C_TYPE_MESSAGE
                 kind = .message
-                nested = build(f.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self), &byName, &descriptors)
+                nested = build(f.descriptor.assumingMemoryBound(to: ProtobufCMessageDescriptor.self), &byName)
             }
             let repeated = f.label == PROTOBUF_C_LABEL_REPEATED
             schema.add(ParamSchema.Field(

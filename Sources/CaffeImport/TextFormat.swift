@@ -26,14 +26,21 @@ public struct TextFormatParser {
     /// Parses a whole file as one message of `schema` (nil: untyped).
     public mutating func parseMessage(schema: ParamSchema?) throws -> ParamMessage {
         let m = try parseFields(schema: schema, untyped: schema == nil, closing: nil,
-                                location: SourceLocation(file: file, line: 1, column: 1))
+                                location: SourceLocation(file: file, line: 1, column: 1), depth: 0)
         return m
     }
 
     // MARK: - Grammar
 
+    /// Messages may nest this deep, as in protobuf's own parsers; deeper input
+    /// (`layer { layer { ...` thousands of levels) would overflow the stack.
+    public static let maxDepth = 100
+
     private mutating func parseFields(schema: ParamSchema?, untyped: Bool, closing: UInt8?,
-                                      location: SourceLocation) throws -> ParamMessage {
+                                      location: SourceLocation, depth: Int) throws -> ParamMessage {
+        guard depth <= Self.maxDepth else {
+            throw ImportError.syntax(location, "messages are nested more than \(Self.maxDepth) deep; Caffe files never nest this far (is a closing brace missing?)")
+        }
         var msg = ParamMessage(schema: untyped ? nil : schema, location: location)
         while true {
             let tok = try lexer.next()
@@ -48,7 +55,7 @@ public struct TextFormatParser {
             case .symbol(UInt8(ascii: ",")), .symbol(UInt8(ascii: ";")):
                 continue
             case .identifier(let name):
-                try parseField(name: name, at: tok.location, into: &msg, schema: untyped ? nil : schema)
+                try parseField(name: name, at: tok.location, into: &msg, schema: untyped ? nil : schema, depth: depth)
             case .symbol(UInt8(ascii: "[")):
                 throw ImportError.syntax(tok.location, "extension and Any fields ([...]) are not supported in Caffe files")
             default:
@@ -58,7 +65,7 @@ public struct TextFormatParser {
     }
 
     private mutating func parseField(name: String, at loc: SourceLocation, into msg: inout ParamMessage,
-                                     schema: ParamSchema?) throws {
+                                     schema: ParamSchema?, depth: Int) throws {
         var field: ParamSchema.Field? = nil
         var untypedField = schema == nil
         if let schema {
@@ -67,7 +74,7 @@ public struct TextFormatParser {
             } else if openMessages.contains(schema.name) {
                 untypedField = true
             } else {
-                throw ImportError.syntax(loc, "unknown field '\(name)' in \(Self.shortName(schema.name))\(Self.suggestion(name, schema.order))")
+                throw ImportError.syntax(loc, "unknown field '\(name.clippedForDisplay())' in \(Self.shortName(schema.name))\(Self.suggestion(name, schema.order))")
             }
         }
         // Optional ':' then a value, a message, or a list.
@@ -76,19 +83,20 @@ public struct TextFormatParser {
         if case .symbol(UInt8(ascii: ":")) = tok.kind { _ = try lexer.next(); sawColon = true; tok = try lexer.peek() }
         if case .symbol(let s) = tok.kind, s == UInt8(ascii: "{") || s == UInt8(ascii: "<") {
             if let f = field, f.kind != .message {
-                throw ImportError.syntax(tok.location, "field '\(name)' is a \(Self.kindName(f.kind)), not a message; write '\(name): value'")
+                throw ImportError.syntax(tok.location, "field '\(name.clippedForDisplay())' is a \(Self.kindName(f.kind)), not a message; write '\(name.clippedForDisplay()): value'")
             }
             _ = try lexer.next()
             let close = s == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: ">")
-            let sub = try parseFields(schema: field?.messageSchema(), untyped: untypedField, closing: close, location: loc)
+            let sub = try parseFields(schema: field?.messageSchema(), untyped: untypedField, closing: close, location: loc,
+                                      depth: depth + 1)
             try append(name, .message(sub), at: loc, field: field, into: &msg)
             return
         }
         if let f = field, f.kind == .message {
-            throw ImportError.syntax(tok.location, "field '\(name)' is a message; write '\(name) { ... }'")
+            throw ImportError.syntax(tok.location, "field '\(name.clippedForDisplay())' is a message; write '\(name.clippedForDisplay()) { ... }'")
         }
         if !sawColon {
-            throw ImportError.syntax(tok.location, "expected ':' after field name '\(name)', found \(tok.kind)")
+            throw ImportError.syntax(tok.location, "expected ':' after field name '\(name.clippedForDisplay())', found \(tok.kind)")
         }
         if case .symbol(UInt8(ascii: "[")) = tok.kind {
             _ = try lexer.next()
@@ -97,10 +105,10 @@ public struct TextFormatParser {
                 let v = try lexer.next()
                 if case .symbol(UInt8(ascii: "{")) = v.kind {
                     if let f = field, f.kind != .message {
-                        throw ImportError.syntax(v.location, "field '\(name)' is a \(Self.kindName(f.kind)), not a message")
+                        throw ImportError.syntax(v.location, "field '\(name.clippedForDisplay())' is a \(Self.kindName(f.kind)), not a message")
                     }
                     let sub = try parseFields(schema: field?.messageSchema(), untyped: untypedField,
-                                              closing: UInt8(ascii: "}"), location: v.location)
+                                              closing: UInt8(ascii: "}"), location: v.location, depth: depth + 1)
                     try append(name, .message(sub), at: v.location, field: field, into: &msg)
                 } else {
                     try append(name, try scalar(v, field: field, name: name), at: v.location, field: field, into: &msg)
@@ -108,7 +116,7 @@ public struct TextFormatParser {
                 let sep = try lexer.next()
                 if case .symbol(UInt8(ascii: "]")) = sep.kind { return }
                 guard case .symbol(UInt8(ascii: ",")) = sep.kind else {
-                    throw ImportError.syntax(sep.location, "expected ',' or ']' in the list of '\(name)', found \(sep.kind)")
+                    throw ImportError.syntax(sep.location, "expected ',' or ']' in the list of '\(name.clippedForDisplay())', found \(sep.kind)")
                 }
             }
         }
@@ -120,7 +128,7 @@ public struct TextFormatParser {
                         field: ParamSchema.Field?, into msg: inout ParamMessage) throws {
         if let f = field, !f.repeated, msg.has(name) {
             // protobuf's text parser rejects a non-repeated field given twice.
-            throw ImportError.syntax(loc, "field '\(name)' is not repeated but appears twice in \(Self.shortName(msg.typeName))")
+            throw ImportError.syntax(loc, "field '\(name.clippedForDisplay())' is not repeated but appears twice in \(Self.shortName(msg.typeName))")
         }
         msg.append(name, value)
         msg.fields[msg.fields.count - 1].location = loc
@@ -135,18 +143,18 @@ public struct TextFormatParser {
             switch f.kind {
             case .string: return .string(String(decoding: bytes, as: UTF8.self))
             case .bytes: return .bytes(bytes)
-            default: throw ImportError.syntax(tok.location, "field '\(name)' is a \(Self.kindName(f.kind)); a quoted string does not fit")
+            default: throw ImportError.syntax(tok.location, "field '\(name.clippedForDisplay())' is a \(Self.kindName(f.kind)); a quoted string does not fit")
             }
         }
         let text: String
         switch tok.kind {
         case .identifier(let s): text = s
         case .number(let s): text = s
-        default: throw ImportError.syntax(tok.location, "expected a value for '\(name)', found \(tok.kind)")
+        default: throw ImportError.syntax(tok.location, "expected a value for '\(name.clippedForDisplay())', found \(tok.kind)")
         }
         guard let f = field else { return Self.untyped(text) }
         func bad(_ what: String) -> ImportError {
-            ImportError.syntax(tok.location, "field '\(name)' expects \(what), got '\(text)'")
+            ImportError.syntax(tok.location, "field '\(name.clippedForDisplay())' expects \(what), got '\(text.clippedForDisplay())'")
         }
         switch f.kind {
         case .int32, .sint32, .sfixed32:
@@ -176,7 +184,7 @@ public struct TextFormatParser {
                 return .enumValue(name: hit.key, number: hit.value)
             }
             let names = values.sorted { $0.value < $1.value }.map(\.key)
-            throw ImportError.syntax(tok.location, "'\(text)' is not a value of '\(name)'; use one of: \(names.joined(separator: ", "))")
+            throw ImportError.syntax(tok.location, "'\(text.clippedForDisplay())' is not a value of '\(name.clippedForDisplay())'; use one of: \(names.joined(separator: ", "))")
         case .string, .bytes:
             throw bad("a quoted string")
         case .message:
@@ -241,6 +249,7 @@ public struct TextFormatParser {
     }
     /// " (did you mean 'kernel_size'?)" for a near miss, else "".
     static func suggestion(_ name: String, _ candidates: [String]) -> String {
+        guard name.utf8.count <= 100 else { return "" }   // the distance costs len(name) x len(candidate)
         let best = candidates.map { ($0, editDistance(name, $0)) }.min { $0.1 < $1.1 }
         if let (c, d) = best, d <= max(2, name.count / 4) { return " (did you mean '\(c)'?)" }
         return ""
@@ -269,8 +278,8 @@ struct Token {
         case identifier(String), number(String), string([UInt8]), symbol(UInt8), end
         var description: String {
             switch self {
-            case .identifier(let s): return "'\(s)'"
-            case .number(let s): return "number \(s)"
+            case .identifier(let s): return "'\(s.clippedForDisplay())'"
+            case .number(let s): return "number \(s.clippedForDisplay())"
             case .string: return "a quoted string"
             case .symbol(let c): return "'\(Character(UnicodeScalar(c)))'"
             case .end: return "end of file"

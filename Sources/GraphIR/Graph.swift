@@ -75,11 +75,29 @@ public struct Node: Sendable {
     }
 }
 
+/// A weights file whose blobs were copied into a graph's layers by layer
+/// name, with what did not fit, so a caller can refuse or warn.
+public struct WeightSource: Sendable {
+    public var file: String
+    /// Layers of the graph that took their blobs from this file.
+    public var matchedLayers: [String]
+    /// Layers of the file with blobs that no layer of the graph is named after.
+    public var unmatchedLayers: [String]
+    /// One line per problem with the values themselves (NaN or infinite weights).
+    public var warnings: [String]
+    public init(file: String, matchedLayers: [String] = [], unmatchedLayers: [String] = [], warnings: [String] = []) {
+        self.file = file; self.matchedLayers = matchedLayers
+        self.unmatchedLayers = unmatchedLayers; self.warnings = warnings
+    }
+}
+
 /// Errors in the structure of a graph, independent of any file format.
 public enum GraphError: Error, CustomStringConvertible, Sendable {
     case unknownBlob(String, layer: String, location: SourceLocation?)
     case duplicateTop(String, layer: String, previous: String, location: SourceLocation?)
     case duplicateLayerName(String, location: SourceLocation?)
+    /// One layer names the same top twice (also a legacy header listing an input twice).
+    case repeatedTop(String, layer: String, location: SourceLocation?)
     case noSuchBlob(String, known: [String])
     case invalid(String)
 
@@ -87,13 +105,16 @@ public enum GraphError: Error, CustomStringConvertible, Sendable {
         func at(_ l: SourceLocation?) -> String { l.map { "\($0): " } ?? "" }
         switch self {
         case let .unknownBlob(b, layer, loc):
-            return "\(at(loc))layer '\(layer)' reads blob '\(b)', which no earlier layer produces (check the bottom name and the layer order)"
+            return "\(at(loc))layer '\(layer.clippedForDisplay())' reads blob '\(b.clippedForDisplay())', which no earlier layer produces (check the bottom name and the layer order)"
         case let .duplicateTop(b, layer, prev, loc):
-            return "\(at(loc))layer '\(layer)' writes blob '\(b)', which layer '\(prev)' already produces; only an in-place layer (with '\(b)' also as its bottom) may write it again"
+            let blob = b.clippedForDisplay()
+            return "\(at(loc))layer '\(layer.clippedForDisplay())' writes blob '\(blob)', which layer '\(prev.clippedForDisplay())' already produces; only an in-place layer (with '\(blob)' also as its bottom) may write it again"
         case let .duplicateLayerName(n, loc):
-            return "\(at(loc))two layers are named '\(n)'; layer names must be unique"
+            return "\(at(loc))two layers are named '\(n.clippedForDisplay())'; layer names must be unique"
+        case let .repeatedTop(b, layer, loc):
+            return "\(at(loc))layer '\(layer.clippedForDisplay())' names top '\(b.clippedForDisplay())' twice; each top of a layer must be a different blob"
         case let .noSuchBlob(b, known):
-            return "no blob or layer output named '\(b)'; known blobs: \(known.joined(separator: ", "))"
+            return "no blob or layer output named '\(b.clippedForDisplay())'; known blobs: \(listForDisplay(known))"
         case let .invalid(m):
             return m
         }
@@ -116,6 +137,10 @@ public struct Graph: Sendable {
     public var inputShapes: [ValueID: Shape] = [:]
     /// Latest value of each blob name.
     public private(set) var latest: [String: ValueID] = [:]
+    /// The weights files attached so far, in order (empty: no weights were
+    /// given, so every parameter comes from a filler). `Net` refuses a graph
+    /// whose files leave layers with parameters empty, unless told otherwise.
+    public var weightSources: [WeightSource] = []
 
     public init(name: String = "") { self.name = name }
 
@@ -136,9 +161,15 @@ public struct Graph: Sendable {
             }
             ins.append(v)
         }
-        let nodeIndex = nodes.count
-        var outs: [ValueID] = []
-        for (i, t) in tops.enumerated() {
+        // Caffe: a top named twice in one layer has "multiple sources". Checked
+        // first, so that no value below refers to the node not yet appended.
+        var seenTops = Set<String>()
+        for t in tops where !seenTops.insert(t).inserted {
+            throw GraphError.repeatedTop(t, layer: name, location: location)
+        }
+        // Every check before any change, so a throw leaves the graph as it was.
+        var versions: [Int] = []
+        for t in tops {
             var version = 0
             if let prev = latest[t] {
                 guard bottoms.contains(t) else {
@@ -147,6 +178,11 @@ public struct Graph: Sendable {
                 }
                 version = values[prev.index].version + 1
             }
+            versions.append(version)
+        }
+        let nodeIndex = nodes.count
+        var outs: [ValueID] = []
+        for (i, (t, version)) in zip(tops, versions).enumerated() {
             let id = ValueID(values.count)
             values.append(Value(blob: t, version: version, producer: nodeIndex, outputIndex: i))
             latest[t] = id
@@ -214,6 +250,7 @@ public struct Graph: Sendable {
             for v in nodes[n].inputs { stack.append(values[v.index].producer) }
         }
         var g = Graph(name: self.name)
+        g.weightSources = weightSources
         var mapped: [ValueID: ValueID] = [:]
         for (i, n) in nodes.enumerated() where needed.contains(i) {
             let bottoms = n.inputs.map { values[$0.index].blob }

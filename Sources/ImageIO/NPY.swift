@@ -51,25 +51,36 @@ public enum NPY {
         guard let sh = field("shape"), let open = sh.firstIndex(of: "("), let close = sh.firstIndex(of: ")") else {
             throw IOError(file, "header has no shape")
         }
+        guard open < close else { throw IOError(file, "header has no shape") }
         let dims = try sh[sh.index(after: open)..<close].split(separator: ",").map { s -> Int in
-            guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 0 else { throw IOError(file, "bad shape '\(sh[open...close])'") }
+            guard let v = Int(s.trimmingCharacters(in: .whitespaces)), v >= 0 else {
+                throw IOError(file, "bad shape '\(sh[open...close].clippedForDisplay())' in the header")
+            }
             return v
         }
         let shape = Shape(dims)
+        // Overflow-safe: a corrupt header may claim more elements than any file holds.
+        guard let count = shape.checkedCount else {
+            throw IOError(file, "header claims shape \(shape.description.clippedForDisplay()), more elements than any array can hold; the file is corrupt")
+        }
         let body = start + headerLen
         let little = !descr.hasPrefix(">")
         let kind = descr.dropFirst()   // f4, f8, i4, i8, u1, ...
         let size: Int
         switch kind { case "f4", "i4", "u4": size = 4; case "f8", "i8", "u8": size = 8; case "u1", "i1", "b1": size = 1; case "f2": size = 2
-                      default: throw IOError(file, "dtype '\(descr)' is not supported; use float32") }
-        guard b.count - body >= shape.count * size else {
-            throw IOError(file, "holds \((b.count - body) / size) values but its shape \(shape) needs \(shape.count); the file is truncated")
+                      default: throw IOError(file, "dtype '\(descr.clippedForDisplay())' is not supported; use float32") }
+        guard let need = MemoryBudget.size(count: count, elementSize: size), b.count - body >= need else {
+            throw IOError(file, "holds \((b.count - body) / size) values but its shape \(shape) needs \(count); the file is truncated")
+        }
+        if let excess = MemoryBudget.excess(MemoryBudget.size(count: count, elementSize: 4), for: "its \(shape) array as float32") {
+            throw IOError(file, excess)
         }
         let t = Tensor(shape: shape)
         let out = t.data
+        guard count > 0 else { return t }
         b.withUnsafeBytes { raw in
             let p = raw.baseAddress! + body
-            for i in 0..<shape.count {
+            for i in 0..<count {
                 let q = p + i * size
                 func u32() -> UInt32 { let v = q.loadUnaligned(as: UInt32.self); return little ? UInt32(littleEndian: v) : UInt32(bigEndian: v) }
                 func u64() -> UInt64 { let v = q.loadUnaligned(as: UInt64.self); return little ? UInt64(littleEndian: v) : UInt64(bigEndian: v) }

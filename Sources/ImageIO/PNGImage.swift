@@ -1,5 +1,6 @@
 import CPNG
 import Foundation
+import GraphIR
 
 /// An 8-bit image in memory: `channels` bytes per pixel (1 gray, 3 RGB,
 /// 4 RGBA), rows top to bottom, pixels left to right (row-major HWC), so the
@@ -24,10 +25,13 @@ public struct PNGImage: Equatable, Sendable {
         width > 0 && height > 0 && (1...4).contains(channels) && pixels.count == width * height * channels
     }
 
-    /// The largest image we agree to decode, in bytes. libpng accepts headers of
-    /// up to 1,000,000 x 1,000,000 pixels; a corrupt header must not make us
-    /// try to allocate terabytes.
-    static let maxDecodedBytes = 1 << 31
+    /// The most pixels we agree to decode: 2^28 (16384 x 16384). libpng
+    /// accepts headers of up to 1,000,000 x 1,000,000 pixels, and a PNG of a
+    /// few MB can legally hold 26000 x 27000 pixels of one colour (a
+    /// decompression bomb) that would take 2 GB as bytes and 8 GB as floats
+    /// for a network input. Images within this bound must also fit the
+    /// memory budget (`MemoryBudget`) as bytes plus one float copy.
+    public static let maxPixels = 1 << 28
 
     /// Reads any PNG with libpng's simplified API and converts it to 8 bits
     /// per sample: palette images become RGB (RGBA when they have a tRNS
@@ -48,6 +52,24 @@ public struct PNGImage: Equatable, Sendable {
         guard png_image_begin_read_from_file(&image, path) != 0 else {
             throw IOError(path, "cannot read PNG: \(explain(message(of: &image)))")
         }
+        return try finishRead(&image, path: path)
+    }
+
+    /// Decodes a PNG held in memory, as `read` does a file; `origin` names it in errors.
+    public static func decode(_ bytes: [UInt8], origin: String) throws -> PNGImage {
+        try bytes.withUnsafeBytes { raw in
+            var image = png_image()
+            image.version = UInt32(PNG_IMAGE_VERSION)
+            guard let base = raw.baseAddress, png_image_begin_read_from_memory(&image, base, raw.count) != 0 else {
+                throw IOError(origin, "cannot read PNG: \(explain(message(of: &image)))")
+            }
+            return try finishRead(&image, path: origin)   // the bytes stay alive until libpng is done
+        }
+    }
+
+    /// The common part after `png_image_begin_read_*` succeeded: checks the
+    /// size, then decodes to 8-bit samples.
+    private static func finishRead(_ image: inout png_image, path: String) throws -> PNGImage {
         // From here libpng owns memory in image.opaque until finish_read or free.
         image.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)   // only settable after begin_read
 
@@ -63,10 +85,16 @@ public struct PNGImage: Equatable, Sendable {
         }
         image.format = PNGImage.format(channels: channels)
         let width = Int(image.width), height = Int(image.height)
-        let (n, overflow) = width.multipliedReportingOverflow(by: height * channels)
-        guard width > 0, height > 0, !overflow, n <= maxDecodedBytes else {
+        // Both are below 2^32 (libpng's own limit is 10^6), so nothing here overflows.
+        let pixels64 = width * height, n = pixels64 * channels
+        guard width > 0, height > 0, pixels64 <= maxPixels else {
             png_image_free(&image)
-            throw IOError(path, "PNG header claims \(width) x \(height) pixels, too large to decode (corrupt file?)")
+            throw IOError(path, "PNG header claims \(width) x \(height) pixels, more than the \(maxPixels) (16384 x 16384) this tool decodes; "
+                + "a small file this large is a corrupt file or a decompression bomb (resize the image first if it is real)")
+        }
+        if let excess = MemoryBudget.excess(n * (1 + MemoryLayout<Float>.size), for: "decoding its \(width) x \(height) x \(channels) pixels (bytes and floats)") {
+            png_image_free(&image)
+            throw IOError(path, excess)
         }
         var pixels = [UInt8](repeating: 0, count: n)
         let ok = pixels.withUnsafeMutableBytes { buf in

@@ -30,6 +30,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also print each layer's forward and backward time (mean over the repeats).") var layers = false
     @Option(help: "Convolution algorithm: automatic (Winograd where it pays), direct (im2col + GEMM, as Caffe), winograd (wherever the kernel allows).")
     var convolution: ConvolutionAlgorithm = .automatic
+    @OptionGroup var missingWeights: MissingWeightsOption
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -59,7 +60,10 @@ struct Bench: ParsableCommand {
             // Without weights: msra for the weights deploy prototxts leave to
             // Caffe's all-zero default (zeros would make sparse paths look fast).
             let net = try Net(graph: graph, registry: registry, inputShapes: shapes, seed: 1,
-                              defaultWeightFiller: weights == nil ? try Init.filler("msra") : nil)
+                              defaultWeightFiller: weights == nil ? try Init.filler("msra") : nil,
+                              allowMissingWeights: missingWeights.allowMissingWeights)
+            Toolbox.warnAboutWeights(graph)
+            Toolbox.noteFilledLayers(net, seed: 1)
             net.context.convolution = convolution
             try net.forward(feeds)
             let macs = net.macs.reduce(0, +)

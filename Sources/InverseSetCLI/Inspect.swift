@@ -22,13 +22,19 @@ struct Inspect: ParsableCommand {
     @Argument(help: "Network definition (.prototxt).") var prototxt: String
     @Option(help: "Trained weights (.caffemodel), checked against the definition.") var weights: String?
     @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @OptionGroup var missingWeights: MissingWeightsOption
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         try reportingErrors {
             let registry = try common.makeRegistry()
             let graph = try Toolbox.load(prototxt, weights: weights)
-            let net = try Net(graph: graph, registry: registry, lazyParameters: weights == nil)
+            let net = try Net(graph: graph, registry: registry, lazyParameters: weights == nil,
+                              allowMissingWeights: missingWeights.allowMissingWeights)
+            Toolbox.warnAboutWeights(net.graph)
+            if weights == nil {
+                Toolbox.note("no --weights given: parameter counts only; run and sample would use random weights from the fillers")
+            }
             let report = InspectReport(net: net)
             print(json ? report.json() : report.table())
         }
@@ -97,14 +103,18 @@ struct InspectReport {
 
     func table() -> String {
         var lines: [[String]] = [["layer", "type", "inputs -> outputs", "output shape", "params", batch == 1 ? "MACs" : "MACs/sample"]]
+        // Names from the file are clipped (and control characters escaped) so
+        // that one 8 MB name cannot widen every row of the table; --json keeps them whole.
         for r in rows {
-            lines.append([r.name, r.type, r.inputs.joined(separator: ",") + " -> " + r.outputs.joined(separator: ","),
+            let flow = r.inputs.map { $0.clippedForDisplay(limit: 40) }.joined(separator: ",") + " -> "
+                + r.outputs.map { $0.clippedForDisplay(limit: 40) }.joined(separator: ",")
+            lines.append([r.name.clippedForDisplay(limit: 60), r.type.clippedForDisplay(limit: 40), flow.clippedForDisplay(limit: 120),
                           r.shapes.map(\.description).joined(separator: " "),
                           r.parameters == 0 ? "" : Self.grouped(r.parameters), r.macs == 0 ? "" : Self.grouped(r.macs)])
         }
         lines.append(["total", "", "", "", Self.grouped(totalParameters), Self.grouped(totalMacs)])
         let widths = (0..<6).map { c in lines.map { $0[c].count }.max() ?? 0 }
-        var out = name.isEmpty ? "" : "net \(name)\n"
+        var out = name.isEmpty ? "" : "net \(name.clippedForDisplay())\n"
         for (k, l) in lines.enumerated() {
             if k == lines.count - 1 { out += String(repeating: "-", count: widths.reduce(0, +) + 10) + "\n" }
             out += l.enumerated().map { c, s in
@@ -112,7 +122,7 @@ struct InspectReport {
             }.joined(separator: "  ") + "\n"
             if k == 0 { out += String(repeating: "-", count: widths.reduce(0, +) + 10) + "\n" }
         }
-        for r in rows { for n in r.notes { out += "note: \(r.name): \(n)\n" } }
+        for r in rows { for n in r.notes { out += "note: \(r.name.clippedForDisplay(limit: 60)): \(n)\n" } }
         return out
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraphIR
 import Runtime
 
 @main
@@ -28,10 +29,19 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
-/// Runs `body`, turning any error into a one-line message on stderr and exit code 1.
+/// `--allow-missing-weights`, for the commands that take --weights.
+struct MissingWeightsOption: ParsableArguments {
+    @Flag(name: .customLong("allow-missing-weights"),
+          help: "With --weights: let layers the weights files do not cover start from their fillers (fine-tuning, net surgery) instead of refusing the files.")
+    var allowMissingWeights = false
+}
+
+/// Runs `body`, turning any error into a one-line message on stderr and exit
+/// code 1. The message is clipped and its control characters escaped: it may
+/// quote what a file holds.
 func reportingErrors(_ body: () throws -> Void) throws {
     do { try body() } catch let e as ExitCode { throw e } catch let e as CleanExit { throw e } catch {
-        FileHandle.standardError.write(Data("inverse-set: error: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("inverse-set: error: \("\(error)".clippedForDisplay(limit: 4_000))\n".utf8))
         throw ExitCode(1)
     }
 }

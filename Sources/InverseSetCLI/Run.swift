@@ -26,6 +26,7 @@ struct Run: ParsableCommand {
     @Flag(name: .customLong("param-grads"), help: "Also write parameter gradients.") var paramGrads = false
     @Option(help: "Seed of the fillers when no weights are given.") var seed: UInt64 = 0
     @OptionGroup var preprocessing: PreprocessOptions
+    @OptionGroup var missingWeights: MissingWeightsOption
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -39,9 +40,14 @@ struct Run: ParsableCommand {
                     throw RuntimeError.input("'\(name)' is not an input of \(prototxt) (inputs: \(names.joined(separator: ", ")))")
                 }
                 let declared = graph.inputShapes[v]
-                feeds[name] = try preprocessing.load(file, declared: declared)
+                let t = try preprocessing.load(file, declared: declared)
+                Toolbox.warnAboutNonFinite(t, file: file, input: name)
+                feeds[name] = t
             }
-            let net = try Net(graph: graph, registry: registry, seed: seed)
+            let net = try Net(graph: graph, registry: registry, seed: seed,
+                              allowMissingWeights: missingWeights.allowMissingWeights)
+            Toolbox.warnAboutWeights(graph)
+            Toolbox.noteFilledLayers(net, seed: seed)
             try net.forward(feeds)
             try Toolbox.makeDirectory(out)
             for blob in graph.blobNames {
@@ -53,6 +59,7 @@ struct Run: ParsableCommand {
             for (blob, file) in diffs {
                 let id = try net.resolve(blob)
                 let t = try NPY.read(file)
+                Toolbox.warnAboutNonFinite(t, file: file, input: "top diff of \(blob)")
                 guard t.count == net.shapes[id.index].count else {
                     throw RuntimeError.input("\(file): top diff for '\(blob)' has shape \(t.shape), the blob has \(net.shapes[id.index])")
                 }

@@ -31,6 +31,7 @@ struct Score: ParsableCommand {
     @Option(help: "Number of batches to run.") var iterations: Int = 50
     @Option(help: "Collect per-channel statistics of this blob (repeatable).") var stats: [String] = []
     @Option(help: "Folder for the statistics files (default: the current folder).") var statsOut: String = "."
+    @OptionGroup var missingWeights: MissingWeightsOption
     @OptionGroup var common: CommonOptions
 
     /// Output blobs with more elements per batch are not averaged as scores.
@@ -47,7 +48,10 @@ struct Score: ParsableCommand {
                 let names = graph.inputs.map { graph.values[$0.index].blob }.joined(separator: ", ")
                 throw RuntimeError.input("\(prototxt): the net reads Input blobs (\(names)) that nothing feeds; score needs a net with data layers (IDXData, ImageData); use `run` to feed arrays")
             }
-            let net = try Net(graph: graph, registry: registry, phase: .test)
+            let net = try Net(graph: graph, registry: registry, phase: .test,
+                              allowMissingWeights: missingWeights.allowMissingWeights)
+            Toolbox.warnAboutWeights(graph)
+            Toolbox.noteFilledLayers(net, seed: 0)
             let statValues = try stats.map { b -> ValueID in try net.resolve(b) }
             let plan = try net.plan(seeds: [], gradientsFor: [], keep: graph.outputs + statValues)
             var collectors = stats.map { _ in ChannelStats() }

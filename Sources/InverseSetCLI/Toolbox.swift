@@ -30,6 +30,46 @@ enum Toolbox {
         for w in weightFiles(list) { try CaffeModel.attachWeights(&graph, from: w) }
     }
 
+    static func warn(_ text: String) {
+        FileHandle.standardError.write(Data("inverse-set: warning: \(text.clippedForDisplay(limit: 2_000))\n".utf8))
+    }
+    static func note(_ text: String) {
+        FileHandle.standardError.write(Data("inverse-set: note: \(text.clippedForDisplay(limit: 2_000))\n".utf8))
+    }
+
+    /// Warnings about the weights files attached to `graph`: layers of a file
+    /// that match no layer of the net (Caffe ignores them silently), and
+    /// NaN or infinite values.
+    static func warnAboutWeights(_ graph: Graph) {
+        for source in graph.weightSources {
+            if !source.unmatchedLayers.isEmpty {
+                warn("\(source.file): \(source.unmatchedLayers.count) layer(s) with weights match no layer of the net and are ignored: \(listForDisplay(source.unmatchedLayers))")
+            }
+            for w in source.warnings { warn(w) }
+        }
+    }
+
+    /// Says where a built net's parameters came from when some were drawn
+    /// from fillers: random weights must never pass for trained ones.
+    static func noteFilledLayers(_ net: Net, seed: UInt64) {
+        guard !net.filledLayers.isEmpty else { return }
+        let what = "\(net.filledLayers.count) layer(s) (\(listForDisplay(net.filledLayers, limit: 8))) use random weights from their fillers (seed \(seed))"
+        if net.graph.weightSources.isEmpty {
+            note("no --weights given: \(what); outputs mean nothing until trained weights are given")
+        } else {
+            warn("--allow-missing-weights: \(what)")
+        }
+    }
+
+    /// Warns when an input array holds NaN or infinite values.
+    static func warnAboutNonFinite(_ t: Tensor, file: String, input: String) {
+        var bad = 0
+        for i in 0..<t.count where !t[i].isFinite { bad += 1 }
+        if bad > 0 {
+            warn("\(file): \(bad) of the \(t.count) values fed to input '\(input)' are NaN or infinite; every output that depends on them will be too")
+        }
+    }
+
     /// Parses NAME=VALUE pairs of a repeatable option.
     static func pairs(_ items: [String], option: String) throws -> [(String, String)] {
         try items.map { s in

@@ -24,6 +24,7 @@ struct Train: ParsableCommand {
     @Argument(help: "Solver definition (.prototxt, caffe.SolverParameter).") var solver: String
     @Option(help: "Initial weights (.caffemodel), copied by layer name; comma-separated for several.") var weights: String?
     @Option(help: "Resume from a .solverstate written by a snapshot.") var resume: String?
+    @OptionGroup var missingWeights: MissingWeightsOption
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -46,7 +47,10 @@ struct Train: ParsableCommand {
             if config.snapshot > 0 || config.snapshotAfterTrain {
                 try TrainingFiles.checkWritable(prefix: config.snapshotPrefix)
             }
-            let solver = try Solver(config: config, trainGraph: train, testGraphs: tests, registry: registry)
+            let solver = try Solver(config: config, trainGraph: train, testGraphs: tests, registry: registry,
+                                    allowMissingWeights: missingWeights.allowMissingWeights)
+            Toolbox.warnAboutWeights(train)
+            if !initial.isEmpty { Toolbox.noteFilledLayers(solver.net, seed: solver.seed) }
             solver.snapshotWriter = TrainingFiles.snapshotWriter()
             if let resume {
                 let (state, learned) = try TrainingFiles.readState(resume, net: train)

@@ -76,6 +76,10 @@ public enum IDXFile {
                 throw Error(file: path, message: "cannot be decompressed (\(msg)); the gzip file is damaged or truncated")
             }
             if n == 0 { break }
+            // A gzip file can expand a thousandfold: bound what it may become.
+            if let excess = MemoryBudget.excess(out.count + Int(n), for: "decompressing it") {
+                throw Error(file: path, message: excess)
+            }
             out.append(contentsOf: buffer[0..<Int(n)])
         }
         return out

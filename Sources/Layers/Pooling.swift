@@ -152,12 +152,8 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
     func reshape(_ inputs: [Shape]) throws -> [Shape] {
         let g = try geometry(inputs[0])
         let out = Shape([inputs[0][0], inputs[0][1], g.oh, g.ow])
-        let n = out.count
-        if method != .ave && n > maskCapacity {
-            mask.deallocate()
-            mask = UnsafeMutablePointer<Int32>.allocate(capacity: n)
-            maskCapacity = n
-        }
+        // The mask is sized by the forward pass (`ensureMask`): shape inference
+        // allocates nothing, so `inspect` works on any legal shape.
         return outputCount == 2 ? [out, out] : [out]
     }
 
@@ -243,10 +239,18 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
         }
     }
 
-    /// y = max over each window; mask = its index in the plane. As Caffe:
-    /// start below every finite value and keep a strict '>', so ties keep the
-    /// first maximum in row-major order and NaNs never win. (Measured: this
-    /// plain loop beats branch-free selects and column-sweeping variants.)
+    /// y = max over each window; mask = its index in the plane. A strict '>'
+    /// keeps the first maximum in row-major order on ties, as Caffe.
+    ///
+    /// NaN propagates, as in PyTorch (`val > max || isnan(val)`): a window
+    /// holding a NaN gives NaN, and its gradient goes to the (last) NaN.
+    /// Caffe starts at -FLT_MAX and NaN never wins its '>', so it returns
+    /// the largest finite value of a partly-NaN window and -3.4e38 for an
+    /// all-NaN one: a silently wrong number where NaN says what happened. For
+    /// the same reason the start is -inf rather than -FLT_MAX (an all -inf
+    /// window gives -inf; Caffe gives -3.4e38). Finite inputs give Caffe's
+    /// results exactly. (Measured: this plain loop beats branch-free selects
+    /// and column-sweeping variants.)
     private func maxForward(_ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                             planes: Range<Int>) {
         let (h, w, oh, ow) = (g.h, g.w, g.oh, g.ow)
@@ -262,7 +266,7 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
                     // Eight outputs at once where all their windows lie in
                     // the row and the loads stay in it (stride 1 or 2).
                     if (sw == 1 || sw == 2) && ws >= 0 && px + 8 <= ow && ws + 7 * sw + kw + sw - 1 <= w {
-                        var best = SIMD8<Float>(repeating: -Float.greatestFiniteMagnitude)
+                        var best = SIMD8<Float>(repeating: -Float.infinity)
                         var arg = SIMD8<Int32>(repeating: -1)
                         let lanes = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) &* Int32(sw)
                         for yy in h0..<h1 {
@@ -271,8 +275,8 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
                                 let at = row + ws + kx
                                 let v = sw == 1 ? UnsafeRawPointer(at).loadUnaligned(as: SIMD8<Float>.self)
                                     : UnsafeRawPointer(at).loadUnaligned(as: SIMD16<Float>.self).evenHalf
-                                // Strict >, in the scalar loop's order: the first maximum wins.
-                                let better = v .> best
+                                // Strict >, in the scalar loop's order: the first maximum wins; NaN always wins.
+                                let better = (v .> best) .| (v .!= v)
                                 best.replace(with: v, where: better)
                                 arg.replace(with: lanes &+ Int32(truncatingIfNeeded: yy * w + ws + kx), where: better)
                             }
@@ -283,14 +287,14 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
                         continue
                     }
                     let w0 = max(ws, 0), w1 = max(w0, min(ws + kw, w))
-                    var best = -Float.greatestFiniteMagnitude
+                    var best = -Float.infinity
                     var arg = -1
                     for yy in h0..<h1 {
                         let row = src + yy * w
                         for xx in w0..<w1 {
                             // Branch-free (the winner is data-dependent, so a
-                            // branch mispredicts often); strict > as Caffe.
-                            let v = row[xx], better = v > best
+                            // branch mispredicts often); strict > as Caffe, NaN wins.
+                            let v = row[xx], better = v > best || v.isNaN
                             best = better ? v : best
                             arg = better ? yy * w + xx : arg
                         }

@@ -52,6 +52,9 @@ public final class Net {
     public var backwardTimes: [Double] = []
     /// Forward passes run so far.
     public private(set) var forwardPasses = 0
+    /// Layers whose parameters came from their fillers (no weights in the
+    /// graph): random weights, which a tool should say.
+    public private(set) var filledLayers: [String] = []
 
     private var tensors: [Tensor?]
     private var isInputNode: [Bool]
@@ -73,9 +76,16 @@ public final class Net {
     /// them); a caller that passes its last reference to the graph lets each
     /// blob be freed as soon as it is copied, so loading needs little more
     /// memory than the weights themselves.
+    ///
+    /// Weights that do not belong are refused: when weights files were
+    /// attached (`graph.weightSources` is not empty), every layer with
+    /// parameters must have received them (or share them by `param` name with
+    /// a layer that did); otherwise this throws `RuntimeError.missingWeights`
+    /// naming the layers, unless `allowMissingWeights` (fine-tuning, net
+    /// surgery), in which case they are filled and listed in `filledLayers`.
     public init(graph: consuming Graph, registry: LayerRegistry, phase: Phase = .test,
                 inputShapes: [String: Shape] = [:], seed: UInt64 = 0, lazyParameters: Bool = false,
-                defaultWeightFiller: ParamMessage? = nil) throws {
+                defaultWeightFiller: ParamMessage? = nil, allowMissingWeights: Bool = false) throws {
         var source = graph
         var stripped = source
         for i in stripped.nodes.indices { stripped.nodes[i].weights = [] }
@@ -102,6 +112,9 @@ public final class Net {
         }
         var shared: [String: (Tensor, String)] = [:]
         var fillRNG = SplitMix64(seed: seed)
+        let refuseMissing = !graph.weightSources.isEmpty && !allowMissingWeights
+        var missing: [String] = []
+        var parameterBytes = 0   // each shape passed checkShapes (< 2^40 elements), so the sum cannot overflow
         for i in source.nodes.indices {
             let node = source.nodes[i]
             source.nodes[i].weights = []   // `node` holds the blobs until they are copied
@@ -120,13 +133,56 @@ public final class Net {
             }
             try Net.checkShapes(outs + layer.parameterShapes, node: node)
             for (v, s) in zip(node.outputs, outs) { shapes[v.index] = s }
+            let shapesWanted = layer.parameterShapes
+            if node.weights.isEmpty && !shapesWanted.isEmpty {
+                // Parameters shared by name with an earlier layer come from that layer.
+                let allShared = shapesWanted.indices.allSatisfy { j in
+                    j < node.paramSpecs.count && (node.paramSpecs[j].name.map { shared[$0] != nil } ?? false)
+                }
+                if !allShared {
+                    if refuseMissing { missing.append(node.name) } else if !lazyParameters { filledLayers.append(node.name) }
+                }
+            }
+            if !missing.isEmpty {
+                // Refused in the end: no filling for the rest, only the list of layers.
+                paramSpecs.append([])
+                layers.append(layer)
+                continue
+            }
             if !(lazyParameters && node.weights.isEmpty) {
+                for shape in shapesWanted { parameterBytes += shape.count * MemoryLayout<Float>.size }
+                if let excess = MemoryBudget.excess(parameterBytes, for: "the parameters up to layer '\(node.name.clippedForDisplay())' (\(node.type))") {
+                    throw RuntimeError.overBudget(excess)
+                }
                 layer.parameters = try Net.makeParameters(node: node, layer: layer, shared: &shared, rng: &fillRNG,
                                                           defaultWeightFiller: defaultWeightFiller)
             }
             paramSpecs.append(try Net.effectiveParamSpecs(node: node, count: layer.parameterShapes.count))
             layers.append(layer)
         }
+        if !missing.isEmpty {
+            throw RuntimeError.missingWeights(files: graph.weightSources.map(\.file), layers: missing,
+                                              unmatched: graph.weightSources.flatMap(\.unmatchedLayers))
+        }
+        if !lazyParameters { try checkActivationBudget() }
+    }
+
+    /// Throws before a forward pass could allocate more than the memory budget:
+    /// the activations of every value at the current shapes (an upper bound,
+    /// since the memory plan reuses buffers) must fit. Shape inference alone
+    /// (`lazyParameters`, `inspect`) allocates nothing and is not limited.
+    func checkActivationBudget() throws {
+        var total = 0, largest = 0, largestValue = 0
+        for (i, s) in shapes.enumerated() {
+            let bytes = s.count * MemoryLayout<Float>.size   // < 2^42 each (checkShapes)
+            total += bytes
+            if bytes > largest { largest = bytes; largestValue = i }
+        }
+        guard let excess = MemoryBudget.excess(total, for: "a forward pass at these shapes") else { return }
+        let v = graph.values[largestValue]
+        let node = graph.nodes[v.producer]
+        throw RuntimeError.overBudget(excess + "; the largest blob is '\(v.blob.clippedForDisplay())' of shape \(shapes[largestValue]) "
+            + "(\(MemoryBudget.describe(largest))), written by layer '\(node.name.clippedForDisplay())' (\(node.type)); use a smaller input or batch")
     }
 
     /// The `param { }` specs of a node's parameter blobs, with Caffe's rule
@@ -226,6 +282,7 @@ public final class Net {
             try Net.checkShapes(outs, node: node)
             for (v, s) in zip(node.outputs, outs) { shapes[v.index] = s }
         }
+        try checkActivationBudget()
     }
 
     /// Multiply-adds of one forward pass per node at the current shapes.

@@ -105,8 +105,11 @@ public final class Solver {
     /// Builds the training net (phase TRAIN) and the test nets (phase TEST,
     /// sharing the training net's parameters by layer name). Graph weights
     /// are kept; missing ones come from the fillers, seeded by random_seed.
+    /// When weights files were attached, layers they leave without weights are
+    /// refused (`Net`'s rule) unless `allowMissingWeights` (fine-tuning, where
+    /// new layers start from their fillers).
     public init(config: SolverConfig, trainGraph: Graph, testGraphs: [Graph] = [],
-                registry: LayerRegistry, seed: UInt64? = nil) throws {
+                registry: LayerRegistry, seed: UInt64? = nil, allowMissingWeights: Bool = false) throws {
         self.config = config
         guard config.testIter.count == testGraphs.count else {
             throw SolverError.invalid(field: "test_iter", location: nil,
@@ -114,10 +117,13 @@ public final class Solver {
         }
         let s = seed ?? (config.randomSeed >= 0 ? UInt64(config.randomSeed) : UInt64.random(in: 0...UInt64(Int64.max)))
         self.seed = s
-        net = try Net(graph: trainGraph, registry: registry, phase: .train, seed: s)
+        net = try Net(graph: trainGraph, registry: registry, phase: .train, seed: s,
+                      allowMissingWeights: allowMissingWeights)
         var tests: [Net] = []
         for (k, g) in testGraphs.enumerated() {
-            let t = try Net(graph: g, registry: registry, phase: .test, seed: s &+ UInt64(k + 1))
+            // A test net's parameters come from the training net (below), not from the files.
+            let t = try Net(graph: g, registry: registry, phase: .test, seed: s &+ UInt64(k + 1),
+                            allowMissingWeights: true)
             try t.shareParameters(from: net)
             tests.append(t)
         }

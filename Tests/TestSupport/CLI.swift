@@ -10,9 +10,10 @@ public struct CLIResult {
 }
 
 @discardableResult
-public func runCLI(_ args: [String], cwd: String? = nil, environment: [String: String]? = nil) throws -> CLIResult {
+public func runCLI(_ args: [String], cwd: String? = nil, environment: [String: String]? = nil,
+                   executable: String = BuildProducts.executable) throws -> CLIResult {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: BuildProducts.executable)
+    p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = args
     if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
     if let environment { p.environment = environment }

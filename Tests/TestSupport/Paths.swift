@@ -25,3 +25,17 @@ public func relativeError(_ a: [Float], _ b: [Float]) -> Double {
     }
     return maxDiff / max(1, maxRef)
 }
+
+/// max|a - b| / max|b|: relative to the reference's own scale, which
+/// `relativeError`'s floor of 1 hides when values are small (deep nets'
+/// input gradients).
+public func scaledError(_ a: [Float], _ b: [Float]) -> Double {
+    precondition(a.count == b.count, "size mismatch \(a.count) vs \(b.count)")
+    var maxDiff = 0.0, maxRef = 0.0
+    for i in a.indices {
+        if a[i].isNaN != b[i].isNaN { return .infinity }
+        maxDiff = max(maxDiff, Double(abs(a[i] - b[i])))
+        maxRef = max(maxRef, Double(abs(b[i])))
+    }
+    return maxRef == 0 ? (maxDiff == 0 ? 0 : .infinity) : maxDiff / maxRef
+}
