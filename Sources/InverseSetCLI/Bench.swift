@@ -126,7 +126,7 @@ extension Bench {
     /// blob through f, the glue and G to the codes. The lower bound counts
     /// the GEMM FLOPs of G and f, forward and backward to the input.
     func benchSamplerStep(_ path: String, registry: LayerRegistry) throws {
-        let loaded = try LoadedPipeline.load(path, registry: registry)
+        let loaded = try Toolbox.loadPipeline(path, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
         let p = loaded.pipeline
         for net in [p.generator, p.classifier] + (p.encoder.map { [$0] } ?? []) { net.context.convolution = convolution }
         try p.setNeurons([(try NeuronSpec(parsing: neuron), try Band(low: 0, high: 1))])

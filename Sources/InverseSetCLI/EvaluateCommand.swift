@@ -26,6 +26,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Split of an IDX folder or subfolder of a PNG folder (default: the pipeline's data.evaluation_split, else test).")
     var split: String?
     @Option(help: "Pipeline file (default: the one the folder was sampled with).") var pipeline: String?
+    @OptionGroup var missingWeights: MissingWeightsOption
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -33,7 +34,7 @@ struct EvaluateCommand: ParsableCommand {
             let folder = try SampleFolder(existing: dir)
             let settings = folder.manifest.settings
             let registry = try common.makeRegistry()
-            let loaded = try LoadedPipeline.load(pipeline ?? settings.pipeline, registry: registry)
+            let loaded = try Toolbox.loadPipeline(pipeline ?? settings.pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
             let specs = try settings.neurons.map { try NeuronSpec(parsing: $0) }
             let ev = try FolderEvaluation.evaluate(folder: folder, loaded: loaded, neurons: specs, dataset: dataset, split: split)
             try ev.write(to: dir)

@@ -58,6 +58,7 @@ struct SampleCommand: ParsableCommand {
     @Option(name: .customLong("ppgn-reset"), help: "PPGN: restart chains every N steps (default: 100 for hidden units, never for class units).") var ppgnReset: Int?
     @Option(name: .customLong("tune"), help: .hidden) var tune: [String] = []
     @Option(help: "Output folder.") var out: String
+    @OptionGroup var missingWeights: MissingWeightsOption
     @OptionGroup var common: CommonOptions
 
     func run() throws {
@@ -78,7 +79,7 @@ struct SampleCommand: ParsableCommand {
             // One run per --range (or a single run when every neuron has its own band).
             let bandSets: [[Band]] = ranges.isEmpty ? [specs.compactMap(\.band)] : ranges.map { r in specs.map { $0.band ?? r } }
             let registry = try common.makeRegistry()
-            let loaded = try LoadedPipeline.load(pipeline, registry: registry)
+            let loaded = try Toolbox.loadPipeline(pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
             var request = SampleRequest(neurons: specs, bandSets: bandSets)
             request.n = n; request.k = k; request.seed = seed; request.method = m; request.variant = v
             request.maxSteps = maxSteps; request.priorDataset = priorDataset; request.priorCount = priorCount

@@ -25,12 +25,13 @@ struct StatsCommand: ParsableCommand {
     @Option(help: "Units to print, e.g. 0-9,17 (default: all; --json always has all).") var units: String?
     @Option(help: "Use only the first N images.") var limit: Int?
     @Flag(help: "Print JSON instead of tables.") var json = false
+    @OptionGroup var missingWeights: MissingWeightsOption
     @OptionGroup var common: CommonOptions
 
     func run() throws {
         try reportingErrors {
             let registry = try common.makeRegistry()
-            let loaded = try LoadedPipeline.load(pipeline, registry: registry)
+            let loaded = try Toolbox.loadPipeline(pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
             let data = try loaded.dataset(dataset, split: split)
             let pos: NeuronSpec.Position
             switch position {

@@ -3,6 +3,7 @@ import Foundation
 import GraphIR
 import Layers
 import Runtime
+import SamplerIO
 
 /// Shared plumbing of the subcommands: registry set-up, model loading.
 enum Toolbox {
@@ -40,6 +41,18 @@ enum Toolbox {
     /// Warnings about the weights files attached to `graph`: layers of a file
     /// that match no layer of the net (Caffe ignores them silently), and
     /// NaN or infinite values.
+    /// A pipeline file with its nets checked: unused layers of the weights
+    /// files are warned about, and nets (or layers) without weights noted.
+    static func loadPipeline(_ path: String, registry: LayerRegistry, allowMissingWeights: Bool) throws -> LoadedPipeline {
+        let loaded = try LoadedPipeline.load(path, registry: registry, allowMissingWeights: allowMissingWeights)
+        let p = loaded.pipeline
+        for net in [p.generator, p.classifier] + (p.encoder.map { [$0] } ?? []) {
+            warnAboutWeights(net.graph)
+            noteFilledLayers(net, seed: 1)
+        }
+        return loaded
+    }
+
     static func warnAboutWeights(_ graph: Graph) {
         for source in graph.weightSources {
             if !source.unmatchedLayers.isEmpty {

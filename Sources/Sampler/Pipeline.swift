@@ -66,7 +66,7 @@ public final class Pipeline {
 
     public init(generator: Net, generatorInput: String?, generatorOutput: String?,
                 classifier: Net, classifierInput: String?, encoder: EncoderSource,
-                glue: Glue, box: CodeBox?, registry: LayerRegistry) throws {
+                glue: Glue, box: CodeBox?, registry: LayerRegistry, allowMissingWeights: Bool = false) throws {
         self.generator = generator
         self.classifier = classifier
         self.glue = glue
@@ -102,7 +102,7 @@ public final class Pipeline {
             }
             self.encoder = nil; eOut = v; eIn = nil
         case .net(let g, let inName, let out):
-            let e = try Net(graph: g, registry: registry)
+            let e = try Net(graph: g, registry: registry, allowMissingWeights: allowMissingWeights)
             self.encoder = e
             eIn = try input(e, inName, "the encoder")
             guard let v = g.value(named: out) else { throw SamplerError("the encoder has no blob '\(out)'") }

@@ -24,7 +24,9 @@ public struct LoadedPipeline {
     /// A path of the pipeline file (relative to its folder unless absolute).
     public func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : (directory.isEmpty ? p : directory + "/" + p) }
 
-    public static func load(_ path: String, registry: LayerRegistry) throws -> LoadedPipeline {
+    /// `allowMissingWeights`: let layers that the named weights files do not
+    /// cover start from their fillers (otherwise such a net is refused).
+    public static func load(_ path: String, registry: LayerRegistry, allowMissingWeights: Bool = false) throws -> LoadedPipeline {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw SamplerError("\(path): no such pipeline file")
         }
@@ -39,8 +41,8 @@ public struct LoadedPipeline {
         }
         let gGraph = try load(spec.generator)
         let fGraph = try load(spec.classifier)
-        let G = try Net(graph: gGraph, registry: registry, seed: 1)   // as `inverse-set init` (default seed)
-        let f = try Net(graph: fGraph, registry: registry, seed: 1)
+        let G = try Net(graph: gGraph, registry: registry, seed: 1, allowMissingWeights: allowMissingWeights)   // as `inverse-set init` (default seed)
+        let f = try Net(graph: fGraph, registry: registry, seed: 1, allowMissingWeights: allowMissingWeights)
         let encoder: EncoderSource
         if let cut = spec.encoder.cut {
             encoder = .cut(cut)
@@ -100,7 +102,7 @@ public struct LoadedPipeline {
         }
         let pipeline = try Pipeline(generator: G, generatorInput: spec.generator.input, generatorOutput: spec.generator.output,
                                     classifier: f, classifierInput: spec.classifier.input, encoder: encoder,
-                                    glue: glue, box: box, registry: registry)
+                                    glue: glue, box: box, registry: registry, allowMissingWeights: allowMissingWeights)
         // Display mapping of G's output to RGB.
         let ds = spec.display ?? PipelineSpec.DisplaySpec()
         var dmean: [Float]? = nil
