@@ -8,7 +8,7 @@ struct InverseSet: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inverse-set",
         abstract: "Import Caffe models, run them with autodiff, and sample the inverse set of a neuron.",
-        subcommands: [Inspect.self, Run.self, Init.self, SampleCommand.self, EvaluateCommand.self, StatsCommand.self, DiversityCommand.self, Bench.self, Train.self, Score.self, ListLayers.self])
+        subcommands: [Inspect.self, Run.self, Init.self, SampleCommand.self, EvaluateCommand.self, StatsCommand.self, AtlasCommand.self, DiversityCommand.self, Bench.self, Train.self, Score.self, ListLayers.self])
 }
 
 /// The tool's name and version, recorded in every sample folder.

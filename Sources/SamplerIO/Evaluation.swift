@@ -48,11 +48,19 @@ public struct FolderEvaluation: Codable, Sendable {
                                 dataset: String?, split: String?) throws -> FolderEvaluation {
         let split = split ?? (dataset == nil ? (loaded.spec.data?.evaluation_split ?? "test") : nil)
         let data = try loaded.dataset(dataset, split: split)
+        guard let firstBands = folder.manifest.bands.first else { throw SamplerError("\(folder.dir): holds no bands") }
+        try loaded.pipeline.setNeurons(zip(neurons, firstBands).map { ($0, $1) })
+        let scores = try loaded.score(data, withCodes: true)
+        return try evaluate(folder: folder, loaded: loaded, neurons: neurons, scores: scores, data: data, split: split)
+    }
+
+    /// The same from scores of the evaluation images computed beforehand
+    /// (activations of `neurons`, E's features and codes), as an atlas
+    /// computes them once for a whole layer.
+    public static func evaluate(folder: SampleFolder, loaded: LoadedPipeline, neurons: [NeuronSpec],
+                                scores: DatasetScores, data: ImageDataset, split: String?) throws -> FolderEvaluation {
         let m = folder.manifest
         let p = loaded.pipeline
-        guard let firstBands = m.bands.first else { throw SamplerError("\(folder.dir): holds no bands") }
-        try p.setNeurons(zip(neurons, firstBands).map { ($0, $1) })
-        let scores = try loaded.score(data, withCodes: true)
         let classBlob = Self.classBlob(loaded)
         var figures: [BandFigures] = []
         for (b, bands) in m.bands.enumerated() {

@@ -24,6 +24,9 @@ public struct SampleRequest: Sendable {
     public var ppgn = Baselines.PPGNSettings()
     /// The command line, for the report.
     public var command: [String] = []
+    /// A code prior computed beforehand for these neurons (an atlas computes one
+    /// for a whole layer); nil: read it from the pipeline's dataset.
+    public var prior: CodePrior?
     /// Overrides of the data variant's settings (tuning and ablations).
     public var tune: @Sendable (inout SamplerSettings) -> Void = { _ in }
 
@@ -69,7 +72,7 @@ public enum SamplingRun {
         folder.beginSegment(command: request.command)
         var notes: [String] = [], facts: [[String: Double]] = []
         var bandsShort = 0
-        var prior: CodePrior? = nil
+        var prior: CodePrior? = request.prior
         for (b, bands) in request.bandSets.enumerated() {
             try p.setNeurons(zip(request.neurons, bands).map { ($0, $1) })
             let existing = folder.samples(band: b)

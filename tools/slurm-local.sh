@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# A one-node Slurm cluster on localhost, as root, for the atlas tests:
+#   eval "$(bash tools/slurm-local.sh start DIR)"   # prints export SLURM_CONF=DIR/slurm.conf
+#   bash tools/slurm-local.sh stop DIR
+# It installs slurmctld, slurmd, slurm-client and munge when missing (Debian), writes a
+# slurm.conf with its state and spool folders under DIR, sizes the node from nproc and
+# free, starts munged (the packaged key), slurmctld and slurmd, and waits for the node.
+set -euo pipefail
+cmd=${1:-}; dir=${2:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: slurm-local.sh start|stop DIR" >&2; exit 2; }
+conf=$dir/slurm.conf
+
+stop() {
+    for p in slurmd slurmctld; do
+        [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
+    done
+    [ -f "$dir/munged.pid" ] && kill "$(cat "$dir/munged.pid")" 2>/dev/null || true
+    sleep 1
+}
+
+case $cmd in
+stop) stop; exit 0 ;;
+start) ;;
+*) echo "usage: slurm-local.sh start|stop DIR" >&2; exit 2 ;;
+esac
+
+[ "$(id -u)" -eq 0 ] || { echo "slurm-local.sh: needs root (SlurmUser=root)" >&2; exit 3; }
+missing=()
+for p in slurmctld slurmd slurm-client munge; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "slurm-local.sh: installing ${missing[*]}" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+mkdir -p "$dir/state" "$dir/spool" "$dir/munge"
+cpus=$(nproc)
+mem=$(( $(free -m | awk '/^Mem:/ {print $2}') * 9 / 10 ))
+cat > "$conf" <<CONF
+ClusterName=inverseset
+SlurmctldHost=localhost
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$dir/munge/munge.socket
+CredType=cred/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU_Memory
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/slurmctld.log
+SlurmdLogFile=$dir/slurmd.log
+SlurmctldPort=${SLURM_LOCAL_PORT:-6817}
+SlurmdPort=$(( ${SLURM_LOCAL_PORT:-6817} + 1 ))
+ReturnToService=2
+MpiDefault=none
+SwitchType=switch/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+SchedulerType=sched/backfill
+MinJobAge=600
+NodeName=localhost CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+CONF
+munged --force --socket="$dir/munge/munge.socket" --pid-file="$dir/munged.pid" \
+       --log-file="$dir/munged.log" --seed-file="$dir/munge/seed" 2>>"$dir/munged.log"
+export SLURM_CONF=$conf
+slurmctld -f "$conf"
+slurmd -f "$conf"
+for _ in $(seq 1 60); do
+    if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+        echo "export SLURM_CONF=$conf"
+        exit 0
+    fi
+    sleep 1
+done
+echo "slurm-local.sh: the node did not come up; logs in $dir" >&2
+sinfo >&2 || true
+exit 1
