@@ -9,8 +9,9 @@
 #   CASES="fc8:0=5:10 fc6:18=1:2" METHODS="inverse-set paper" bash tools/compare-methods.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product inverse-set >/dev/null
-bin=.build/release/inverse-set
+# BIN=path runs another build of the tool (e.g. a copy, while the tree is rebuilt).
+if [ -z "${BIN:-}" ]; then swift build -c release --product inverse-set >/dev/null; fi
+bin=${BIN:-.build/release/inverse-set}
 out=${OUT:-out/compare}
 n=${N:-500}
 mkdir -p "$out"

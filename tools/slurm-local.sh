@@ -15,7 +15,13 @@ stop() {
         [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
     done
     [ -f "$dir/munged.pid" ] && kill "$(cat "$dir/munged.pid")" 2>/dev/null || true
-    sleep 1
+    # Whatever is left of this DIR's daemons (a pid file can be missing or stale; slurmd
+    # can take its time over SIGTERM): TERM, up to 5 s, then KILL.
+    for signal in TERM TERM TERM TERM TERM KILL; do
+        pgrep -f -- "-f $conf|--socket=$dir/munge/" >/dev/null || return 0
+        pkill "-$signal" -f -- "-f $conf|--socket=$dir/munge/" 2>/dev/null || true
+        sleep 1
+    done
 }
 
 case $cmd in
@@ -24,6 +30,13 @@ start) ;;
 *) echo "usage: slurm-local.sh start|stop DIR" >&2; exit 2 ;;
 esac
 
+# The daemons must not inherit the caller's descriptors (a Swift Process, for one, learns
+# that its child ended when a socket it passed down closes: a daemon holding it would
+# keep the caller waiting forever).
+for fd in /proc/$$/fd/*; do
+    n=${fd##*/}
+    if [ "$n" -gt 2 ] 2>/dev/null; then eval "exec $n>&-" 2>/dev/null || true; fi
+done
 [ "$(id -u)" -eq 0 ] || { echo "slurm-local.sh: needs root (SlurmUser=root)" >&2; exit 3; }
 missing=()
 for p in slurmctld slurmd slurm-client munge; do
@@ -33,6 +46,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "slurm-local.sh: installing ${missing[*]}" >&2
     apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+stop 2>/dev/null   # daemons of an earlier start in the same DIR
 mkdir -p "$dir/state" "$dir/spool" "$dir/munge"
 cpus=$(nproc)
 mem=$(( $(free -m | awk '/^Mem:/ {print $2}') * 9 / 10 ))
@@ -62,17 +76,20 @@ SwitchType=switch/none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 SchedulerType=sched/backfill
+# Jobs that ask for no memory get 1 GB per CPU (not the whole node, which would run one at a time).
+DefMemPerCPU=1024
 MinJobAge=600
 NodeName=localhost CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
 munged --force --socket="$dir/munge/munge.socket" --pid-file="$dir/munged.pid" \
-       --log-file="$dir/munged.log" --seed-file="$dir/munge/seed" 2>>"$dir/munged.log"
+       --log-file="$dir/munged.log" --seed-file="$dir/munge/seed" </dev/null >>"$dir/munged.log" 2>&1
 export SLURM_CONF=$conf
-slurmctld -f "$conf"
-slurmd -f "$conf"
+# The daemons get no descriptor of ours: a caller reading our output to its end must not wait for them.
+slurmctld -f "$conf" </dev/null >>"$dir/slurmctld.log" 2>&1
+slurmd -f "$conf" -N localhost </dev/null >>"$dir/slurmd.log" 2>&1
 for _ in $(seq 1 60); do
-    if sinfo -h -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
+    if sinfo -h -o %T 2>/dev/null </dev/null | grep -qE '^(idle|mixed|allocated)'; then
         echo "export SLURM_CONF=$conf"
         exit 0
     fi

@@ -80,10 +80,10 @@ struct AtlasCommand: ParsableCommand {
             let registry = try common.makeRegistry()
             let loaded = try Toolbox.loadPipeline(pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
             let positionText = try Self.position(position)
-            guard let datasetPath = dataset ?? loaded.spec.data?.dataset.map(loaded.resolve) else {
-                throw SamplerError("\(pipeline): names no dataset (data.dataset); give one with --dataset")
-            }
-            let draft = Atlas.Plan(pipeline: pipeline, layer: layer, position: positionText, units: [], bandSpecs: [], bands: [],
+            // No dataset: numeric bands only, and no evaluation (the paper's pipeline names none).
+            let datasetPath = dataset ?? loaded.spec.data?.dataset.map(loaded.resolve) ?? ""
+            // Absolute, so that array tasks and workers started elsewhere find it.
+            let draft = Atlas.Plan(pipeline: absolute(pipeline), layer: layer, position: positionText, units: [], bandSpecs: [], bands: [],
                                    n: n, k: k, seed: seed, maxSteps: maxSteps, method: method, variant: variant,
                                    dataset: datasetPath, split: split ?? loaded.spec.data?.evaluation_split ?? "test",
                                    evaluationImages: 0, priorCount: priorCount, threads: threads)
@@ -132,13 +132,15 @@ struct AtlasCommand: ParsableCommand {
         setComputeThreads(plan.threads)
         let registry = try common.makeRegistry()
         let loaded = try Toolbox.loadPipeline(plan.pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
-        let cache = try Atlas.Cache.read(from: dir + "/cache")
+        let cache = plan.dataset.isEmpty ? nil : try Atlas.Cache.read(from: dir + "/cache")
         var failures = 0
         for u in Atlas.shard(plan, parts[0], of: parts[1]) where Atlas.state(dir, plan: plan, unit: u) != .done {
+            let started = Date()
             do {
                 let r = try Atlas.runUnit(u, dir: dir, plan: plan, cache: cache, loaded: loaded, command: CommandLine.arguments,
                                           tool: toolVersion)
-                print("atlas: unit \(u) done: \(r.accepted.map(String.init).joined(separator: "/")) samples in \(r.steps) steps")
+                print("atlas: unit \(u) done: \(r.accepted.map(String.init).joined(separator: "/")) samples in \(r.steps) steps, "
+                      + String(format: "%.1f s of sampling, %.1f s in all", r.seconds, Date().timeIntervalSince(started)))
             } catch {
                 failures += 1
                 FileHandle.standardError.write(Data("inverse-set: atlas: unit \(u) failed: \(error)\n".utf8))
@@ -162,9 +164,14 @@ struct AtlasCommand: ParsableCommand {
             p.arguments = ["atlas", "--shard", "\(i)/\(workers)", "--out", dir] + pluginArguments
                 + (missingWeights.allowMissingWeights ? ["--allow-missing-weights"] : [])
             let log = dir + "/logs/worker\(i).log"
-            FileManager.default.createFile(atPath: log, contents: nil)
-            p.standardOutput = FileHandle(forWritingAtPath: log)
-            p.standardError = FileHandle(forWritingAtPath: log)
+            // Appended to, so that the log of a resumed sweep keeps the earlier runs' lines.
+            if !FileManager.default.fileExists(atPath: log) {
+                guard FileManager.default.createFile(atPath: log, contents: nil) else { throw SamplerError("\(log): cannot be written") }
+            }
+            guard let handle = FileHandle(forWritingAtPath: log) else { throw SamplerError("\(log): cannot be written") }
+            handle.seekToEndOfFile()
+            p.standardOutput = handle
+            p.standardError = handle
             try p.run()
             processes.append(p)
         }

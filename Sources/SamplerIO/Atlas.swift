@@ -32,6 +32,8 @@ public enum Atlas {
         public var maxSteps: Int
         public var method: String
         public var variant: String
+        /// The evaluation dataset; "" when the sweep has none (numeric bands
+        /// only, no code prior from a cache, no evaluation).
         public var dataset: String
         public var split: String
         public var evaluationImages: Int
@@ -131,9 +133,9 @@ public enum Atlas {
 
     /// One bound of a band: a number, "pNN" (percentile of the unit over the
     /// dataset), "min" or "max".
-    enum Bound { case value(Float), percentile(Double) }
+    public enum Bound: Equatable, Sendable { case value(Float), percentile(Double) }
 
-    static func parseBound(_ s: String, in spec: String) throws -> Bound {
+    public static func parseBound(_ s: String, in spec: String) throws -> Bound {
         let t = s.trimmingCharacters(in: .whitespaces)
         if t == "min" { return .percentile(0) }
         if t == "max" { return .percentile(100) }
@@ -143,7 +145,7 @@ public enum Atlas {
     }
 
     /// "p90:p99,p99:max" or "1:2,2:3" -> per band its two bounds.
-    static func parseBands(_ s: String) throws -> [(String, Bound, Bound)] {
+    public static func parseBands(_ s: String) throws -> [(String, Bound, Bound)] {
         try s.split(separator: ",").map { part in
             let spec = String(part)
             let ends = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
@@ -264,7 +266,26 @@ public enum Atlas {
             guard compare == plan else {
                 throw SamplerError("\(dir) holds another sweep (its plan.json differs in \(differences(old, plan).joined(separator: ", "))); rerun with its settings, or choose another --out")
             }
-            if FileManager.default.fileExists(atPath: dir + "/cache/cache.json") { return old }
+            if plan.dataset.isEmpty || FileManager.default.fileExists(atPath: dir + "/cache/cache.json") { return old }
+        }
+        if plan.dataset.isEmpty {
+            // No dataset: numeric bands, the same for every unit.
+            plan.bands = try plan.units.map { u in
+                try parsed.map { spec, lo, hi in
+                    guard case .value(let a) = lo, case .value(let b) = hi else {
+                        throw SamplerError("band '\(spec)': percentiles need a dataset (--dataset D, or data.dataset in the pipeline); give numbers, e.g. 1:2")
+                    }
+                    guard a < b else { throw SamplerError("band '\(spec)' is empty: its low end must lie below its high end") }
+                    _ = u
+                    return try Band(low: a, high: b)
+                }
+            }
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            guard FileManager.default.createFile(atPath: planPath, contents: try enc.encode(plan)) else {
+                throw SamplerError("\(planPath): cannot be written")
+            }
+            return plan
         }
         log("atlas: reading \(plan.dataset) (\(plan.split)) and the code prior for \(count) units of \(plan.layer)")
         let evalData = try ImageDataset.load(plan.dataset, split: plan.split)
@@ -361,7 +382,7 @@ public enum Atlas {
 
     /// Samples, evaluates and summarises one unit (resuming its folder), and
     /// writes unit.json; a failure is written to error.txt and thrown.
-    public static func runUnit(_ u: Int, dir: String, plan: Plan, cache: Cache, loaded: LoadedPipeline,
+    public static func runUnit(_ u: Int, dir: String, plan: Plan, cache: Cache?, loaded: LoadedPipeline,
                                command: [String], tool: String) throws -> UnitResult {
         guard let index = plan.units.firstIndex(of: u) else { throw SamplerError("unit \(u) is not in the plan") }
         let folderDir = "\(dir)/units/\(plan.folderName(u))"
@@ -375,7 +396,8 @@ public enum Atlas {
             request.n = plan.n; request.k = plan.k; request.seed = plan.seed(of: u); request.maxSteps = plan.maxSteps
             request.method = SampleRequest.Method(rawValue: plan.method) ?? .inverseSet
             request.variant = SamplerSettings.Variant(rawValue: plan.variant) ?? .data
-            request.prior = cache.prior(unit: column)
+            // Without a cache (no dataset) the sampler reads the pipeline's own prior, if it names one.
+            request.prior = cache?.prior(unit: column)
             request.command = command
             let ranges = bands.map { "\($0.low):\($0.high)" }
             let settings = SampleFolder.Settings(pipeline: plan.pipeline, method: plan.method,
@@ -384,16 +406,22 @@ public enum Atlas {
             let folder = try SampleFolder(dir: folderDir, settings: settings, n: plan.n, neurons: [neuron],
                                           bands: bands.map { [$0] }, tool: tool)
             let outcome = try SamplingRun.run(request, loaded: loaded, folder: folder) { _, _, _ in }
-            let data = try ImageDataset.load(plan.dataset, split: plan.split)
-            let scores = cache.scores(unit: column)
-            let ev = try FolderEvaluation.evaluate(folder: folder, loaded: loaded, neurons: [spec], scores: scores,
-                                                   data: data, split: plan.split)
-            try ev.write(to: folderDir)
+            // The evaluation against the real images of the band, when the sweep has a dataset.
+            var ev: FolderEvaluation? = nil
+            var values: [Float] = [], top: [Int] = [], data: ImageDataset? = nil
+            if let cache {
+                let dataset = try ImageDataset.load(plan.dataset, split: plan.split)
+                let scores = cache.scores(unit: column)
+                let e = try FolderEvaluation.evaluate(folder: folder, loaded: loaded, neurons: [spec], scores: scores,
+                                                      data: dataset, split: plan.split)
+                try e.write(to: folderDir)
+                ev = e; data = dataset
+                values = scores.activations.map { $0[0] }
+                top = Array(values.indices.sorted { values[$0] > values[$1] }.prefix(8))
+            }
             try Report.write(folder: folder, context: Report.Context(neurons: [neuron], labels: [""], classNames: loaded.labels,
                                                                       notes: outcome.notes, facts: outcome.facts), evaluation: ev)
             // Strips: the first 8 samples of each band, the 8 evaluation images with the highest activation.
-            let values = scores.activations.map { $0[0] }
-            let top = Array(values.indices.sorted { values[$0] > values[$1] }.prefix(8))
             try FileManager.default.createDirectory(atPath: dir + "/thumbs", withIntermediateDirectories: true)
             for b in bands.indices {
                 let tiles = folder.manifest.samples.filter { $0.band == b }.prefix(8)
@@ -403,7 +431,7 @@ public enum Atlas {
                         .write(to: "\(dir)/thumbs/\(plan.folderName(u))_b\(b).png")
                 }
             }
-            let topTiles = try top.map { try data.image($0).png() }
+            let topTiles = try data.map { d in try top.map { try d.image($0).png() } } ?? []
             if !topTiles.isEmpty {
                 try ContactSheet.make(tiles: topTiles, columns: 8, rowLabels: nil, tileSize: 32, padding: 1)
                     .write(to: "\(dir)/thumbs/\(plan.folderName(u))_top.png")
@@ -411,10 +439,10 @@ public enum Atlas {
             let d = values.map(Double.init)
             let result = UnitResult(unit: u, neuron: neuron, bands: bands,
                                     accepted: bands.indices.map { b in folder.manifest.samples.filter { $0.band == b }.count },
-                                    samples: ev.bands.map(\.samples), control: ev.bands.map(\.control),
-                                    realInBand: ev.bands.map(\.realImages.count),
-                                    activation: [Float(d.min() ?? .nan), Float(SampleQuality.quantile(d, 0.5)),
-                                                 Float(SampleQuality.quantile(d, 0.99)), Float(d.max() ?? .nan)],
+                                    samples: ev?.bands.map(\.samples) ?? [], control: ev?.bands.map(\.control) ?? [],
+                                    realInBand: ev?.bands.map(\.realImages.count) ?? [],
+                                    activation: d.isEmpty ? [] : [Float(d.min() ?? .nan), Float(SampleQuality.quantile(d, 0.5)),
+                                                                  Float(SampleQuality.quantile(d, 0.99)), Float(d.max() ?? .nan)],
                                     inBand: outcome.inBand, steps: outcome.steps, seconds: (outcome.seconds * 100).rounded() / 100,
                                     codesChecksum: folder.manifest.codesChecksum, topImages: top, notes: outcome.notes)
             let enc = JSONEncoder()
@@ -426,7 +454,7 @@ public enum Atlas {
             return result
         } catch {
             try? FileManager.default.createDirectory(atPath: folderDir, withIntermediateDirectories: true)
-            FileManager.default.createFile(atPath: folderDir + "/error.txt", contents: Data("\(error)\n".utf8))
+            _ = FileManager.default.createFile(atPath: folderDir + "/error.txt", contents: Data("\(error)\n".utf8))
             throw error
         }
     }
@@ -476,7 +504,7 @@ public enum Atlas {
         out += "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{padding:2px 6px;border-bottom:1px solid #eee;font-size:12px;text-align:right}"
         out += "th{cursor:pointer;background:#f6f6f6;position:sticky;top:0}td.l{text-align:left}img{image-rendering:pixelated;height:33px;display:block}"
         out += "</style></head><body><h1>Atlas of \(Report.escape(p.layer)) (\(p.units.count) units)</h1>"
-        out += "<p>bands \(Report.escape(p.bandSpecs.joined(separator: ", "))) (percentiles over the \(p.evaluationImages) images of <code>\(Report.escape(p.dataset))</code>, \(Report.escape(p.split))), n = \(p.n) per band, K = \(p.k), seed \(p.seed), method \(Report.escape(p.method))\(p.method == "inverse-set" ? " (\(Report.escape(p.variant)))" : ""), pipeline <code>\(Report.escape(p.pipeline))</code>. "
+        out += "<p>bands \(Report.escape(p.bandSpecs.joined(separator: ", "))) \(p.dataset.isEmpty ? "(no dataset: no evaluation)" : "(percentiles over the \(p.evaluationImages) images of <code>\(Report.escape(p.dataset))</code>, \(Report.escape(p.split)))"), n = \(p.n) per band, K = \(p.k), seed \(p.seed), method \(Report.escape(p.method))\(p.method == "inverse-set" ? " (\(Report.escape(p.variant)))" : ""), pipeline <code>\(Report.escape(p.pipeline))</code>. "
         out += "\(index.units.count) done, \(index.failed.count) failed, \(index.pending.count) pending. Click a column to sort; <a href=\"atlas.json\">atlas.json</a> has every figure.</p>"
         if !index.failed.isEmpty {
             out += "<details><summary style=\"color:#a00\">\(index.failed.count) failed unit(s)</summary><ul>"
@@ -491,11 +519,15 @@ public enum Atlas {
             let name = p.folderName(r.unit)
             out += "<tr><td data-v=\"\(r.unit)\">\(r.unit)</td>"
             for j in p.bandSpecs.indices {
-                let band = j < r.bands.count ? "[\(Report.short(r.bands[j].low)), \(Report.short(r.bands[j].high))]" : ""
+                var band = j < r.bands.count ? "[\(Report.short(r.bands[j].low)), \(Report.short(r.bands[j].high))]" : ""
+                // A band that starts at the unit's minimum holds every image where the unit is silent.
+                if j < r.bands.count, let floor = r.activation.first, r.bands[j].low <= floor {
+                    band += " <b title=\"the band starts at the unit's minimum over the dataset: it includes the images where the unit is silent; choose a higher low percentile\">from the minimum</b>"
+                }
                 out += "<td class=\"l\" data-v=\"\(j < r.bands.count ? Double(r.bands[j].low) : 0)\"><img loading=\"lazy\" src=\"thumbs/\(name)_b\(j).png\" alt=\"\"><small>\(band), \(j < r.accepted.count ? r.accepted[j] : 0) samples</small></td>"
             }
-            out += "<td class=\"l\"><img loading=\"lazy\" src=\"thumbs/\(name)_top.png\" alt=\"\"></td>"
-            for v in r.activation { out += cell(Double(v), Report.short(v)) }
+            out += r.topImages.isEmpty ? "<td class=\"l\">–</td>" : "<td class=\"l\"><img loading=\"lazy\" src=\"thumbs/\(name)_top.png\" alt=\"\"></td>"
+            for i in 0..<4 { out += i < r.activation.count ? cell(Double(r.activation[i]), Report.short(r.activation[i])) : cell(nil) }
             out += cell(r.inBand)
             out += cell(Double(r.realInBand.first ?? 0), r.realInBand.map(String.init).joined(separator: " / "))
             out += cell(r.samples.first?.coverage, r.samples.map { f($0.coverage) }.joined(separator: " / "))
