@@ -129,6 +129,8 @@ struct AtlasCommand: ParsableCommand {
             throw SamplerError("--shard must be I/N with 0 <= I < N, not '\(text)'")
         }
         let plan = try Atlas.readPlan(dir)
+        // Line by line into the worker's log (a file would otherwise get them at exit).
+        setvbuf(stdout, nil, _IOLBF, 0)
         setComputeThreads(plan.threads)
         let registry = try common.makeRegistry()
         let loaded = try Toolbox.loadPipeline(plan.pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
@@ -153,9 +155,10 @@ struct AtlasCommand: ParsableCommand {
     /// at the end and a summary of what failed.
     func runLocal(plan: Atlas.Plan, dir: String) throws {
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let workers = max(1, min(jobs ?? max(1, cores / plan.threads), plan.units.count))
+        let units = plan.runnable
+        let workers = max(1, min(jobs ?? max(1, cores / plan.threads), units.count))
         let start = Date()
-        let before = plan.units.filter { Atlas.state(dir, plan: plan, unit: $0) == .done }.count
+        let before = units.filter { Atlas.state(dir, plan: plan, unit: $0) == .done }.count
         var processes: [Process] = []
         try FileManager.default.createDirectory(atPath: dir + "/logs", withIntermediateDirectories: true)
         for i in 0..<workers {
@@ -177,13 +180,13 @@ struct AtlasCommand: ParsableCommand {
         }
         let tty = isatty(2) != 0
         func report(final: Bool) {
-            let states = plan.units.map { Atlas.state(dir, plan: plan, unit: $0) }
+            let states = units.map { Atlas.state(dir, plan: plan, unit: $0) }
             let done = states.filter { $0 == .done }.count, failed = states.filter { $0 == .failed }.count
             let t = Date().timeIntervalSince(start)
             let rate = Double(done - before) / max(t, 1e-9)
-            let remaining = plan.units.count - done - failed
+            let remaining = units.count - done - failed
             let eta = rate > 0 ? String(format: "%.0fs", Double(remaining) / rate) : "?"
-            let line = "atlas: \(done)/\(plan.units.count) units done, \(failed) failed, \(workers) workers, \(String(format: "%.0f", t))s, ETA \(final ? "0s" : eta)"
+            let line = "atlas: \(done)/\(units.count) units done, \(failed) failed, \(workers) workers, \(String(format: "%.0f", t))s, ETA \(final ? "0s" : eta)"
             FileHandle.standardError.write(Data(((tty ? "\r" : "") + line + (tty && !final ? "" : "\n")).utf8))
         }
         var last = Date.distantPast
@@ -230,13 +233,13 @@ struct AtlasCommand: ParsableCommand {
     }
 
     func submit(plan: Atlas.Plan, dir: String) throws {
-        let missing = plan.units.filter { Atlas.state(dir, plan: plan, unit: $0) != .done }
+        let missing = plan.runnable.filter { Atlas.state(dir, plan: plan, unit: $0) != .done }
         guard !missing.isEmpty else {
             try Atlas.merge(dir: dir)
             print("atlas: every unit is done; index: \(dir)/index.html")
             return
         }
-        let count = min(tasks ?? missing.count, 1000, plan.units.count)
+        let count = min(tasks ?? missing.count, 1000, plan.runnable.count)
         let scripts = try slurmScripts(dir: dir, tasks: count)
         try FileManager.default.createDirectory(atPath: dir + "/slurm", withIntermediateDirectories: true)
         try Toolbox.writeText(scripts[0], to: dir + "/slurm/atlas.sbatch")
@@ -272,12 +275,12 @@ struct AtlasCommand: ParsableCommand {
     func printStatus(_ dir: String) throws {
         let plan = try Atlas.readPlan(dir)
         var groups: [Atlas.UnitState: [Int]] = [:]
-        for u in plan.units { groups[Atlas.state(dir, plan: plan, unit: u), default: []].append(u) }
+        for u in plan.runnable { groups[Atlas.state(dir, plan: plan, unit: u), default: []].append(u) }
         func list(_ s: Atlas.UnitState) -> String {
             let us = groups[s] ?? []
             return us.isEmpty ? "" : ": " + us.prefix(20).map(String.init).joined(separator: ", ") + (us.count > 20 ? ", ..." : "")
         }
-        print("\(dir): \(plan.units.count) units of \(plan.layer)")
+        print("\(dir): \(plan.units.count) units of \(plan.layer)\(plan.skipped.isEmpty ? "" : ", \(plan.skipped.count) skipped when planning (empty bands)")")
         for s in [Atlas.UnitState.done, .running, .failed, .pending] {
             print("  \(s.rawValue): \(groups[s]?.count ?? 0)\(s == .done ? "" : list(s))")
         }

@@ -52,14 +52,54 @@ public struct PointSet: Sendable {
     /// Per point, the distance to its k-th nearest other point of the same
     /// set (k = 1: the nearest neighbour). Infinity when the set has k points
     /// or fewer.
+    ///
+    /// Candidates come from GEMM distances (||a||^2 + ||b||^2 - 2 a.b) in
+    /// blocks of rows, so a real set of 10,000 points needs no 10,000^2
+    /// matrix; the k + 4 nearest candidates are then measured exactly in
+    /// double precision, which gives the same radii as the all-pairs loop.
     public func neighbourRadii(k: Int) -> [Double] {
-        let dist = distances(to: self)
-        return (0..<count).map { i in
-            var row = (0..<count).filter { $0 != i }.map { dist[i * count + $0] }
-            guard row.count >= k else { return .infinity }
-            row.sort()
-            return row[k - 1]
+        guard count > k else { return Array(repeating: .infinity, count: count) }
+        let norms = (0..<count).map { j in row(j).reduce(Float(0)) { $0 + $1 * $1 } }
+        let keep = min(k + 4, count - 1)
+        let block = Swift.max(1, Swift.min(256, (1 << 22) / count))
+        var dots = [Float](repeating: 0, count: block * count)
+        var out = [Double](repeating: .infinity, count: count)
+        var candidates: [(Float, Int)] = []
+        candidates.reserveCapacity(keep + 1)
+        values.withUnsafeBufferPointer { a in
+            for start in stride(from: 0, to: count, by: block) {
+                let m = Swift.min(block, count - start)
+                dots.withUnsafeMutableBufferPointer { c in
+                    gemm(transB: true, m: m, n: count, k: dim, a: a.baseAddress! + start * dim, b: a.baseAddress!, c: c.baseAddress!)
+                }
+                for r in 0..<m {
+                    let i = start + r
+                    // The `keep` smallest approximate squared distances, kept sorted.
+                    candidates.removeAll(keepingCapacity: true)
+                    var worst = Float.infinity
+                    for j in 0..<count where j != i {
+                        let d = norms[i] + norms[j] - 2 * dots[r * count + j]
+                        if candidates.count < keep || d < worst {
+                            var at = candidates.count
+                            while at > 0 && candidates[at - 1].0 > d { at -= 1 }
+                            candidates.insert((d, j), at: at)
+                            if candidates.count > keep { candidates.removeLast() }
+                            worst = candidates.count == keep ? candidates[keep - 1].0 : .infinity
+                        }
+                    }
+                    let x = row(i)
+                    var exact = candidates.map { _, j -> Double in
+                        let y = row(j)
+                        var s = 0.0
+                        for t in 0..<dim { let d = Double(x[x.startIndex + t]) - Double(y[y.startIndex + t]); s += d * d }
+                        return s.squareRoot()
+                    }
+                    exact.sort()
+                    out[i] = exact[k - 1]
+                }
+            }
         }
+        return out
     }
 
     /// For each row, the nearest row of `other` and its distance, by GEMM

@@ -39,6 +39,15 @@ public enum Atlas {
         public var evaluationImages: Int
         public var priorCount: Int
         public var threads: Int
+        /// Units left out when planning, with the reason (a band that is empty
+        /// over the dataset, e.g. p95:p99.5 of a unit that is 0 on 99.5% of it).
+        public var skipped: [Failure] = []
+
+        /// The units that are sampled: `units` less `skipped`.
+        public var runnable: [Int] {
+            let out = Set(skipped.map(\.unit))
+            return units.filter { !out.contains($0) }
+        }
 
         public init(pipeline: String, layer: String, position: String, units: [Int], bandSpecs: [String], bands: [[Band]],
                     n: Int, k: Int, seed: UInt64, maxSteps: Int, method: String, variant: String, dataset: String,
@@ -52,7 +61,7 @@ public enum Atlas {
         enum CodingKeys: String, CodingKey {
             case format, pipeline, layer, position, units, bandSpecs = "band_specs", bands, n, k, seed
             case maxSteps = "max_steps", method, variant, dataset, split, evaluationImages = "evaluation_images"
-            case priorCount = "prior_count", threads
+            case priorCount = "prior_count", threads, skipped
         }
 
         /// The neuron spec of unit `u` (its band comes from `bands`).
@@ -263,6 +272,7 @@ public enum Atlas {
             var compare = old
             compare.bands = plan.bands
             compare.evaluationImages = plan.evaluationImages
+            compare.skipped = plan.skipped
             guard compare == plan else {
                 throw SamplerError("\(dir) holds another sweep (its plan.json differs in \(differences(old, plan).joined(separator: ", "))); rerun with its settings, or choose another --out")
             }
@@ -307,9 +317,13 @@ public enum Atlas {
                           priorSources: real.indices)
         // Bands per unit from the evaluation images' activations.
         plan.evaluationImages = m
+        // A unit whose band is empty (both ends equal: a unit that is 0 on more
+        // than 99.5% of the images has p95 = p99.5 = 0) is skipped, not sampled.
+        plan.skipped = []
         plan.bands = try plan.units.map { u in
             let values = (0..<m).map { Double(cache.evalActivations.values[$0 * count + u]) }
-            return try parsed.map { spec, lo, hi in
+            var bands: [Band] = []
+            for (spec, lo, hi) in parsed {
                 func value(_ b: Bound) -> Float {
                     switch b {
                     case .value(let v): return v
@@ -318,10 +332,18 @@ public enum Atlas {
                 }
                 let a = value(lo), b = value(hi)
                 guard a < b else {
-                    throw SamplerError("unit \(u): band '\(spec)' is [\(a), \(b)] over the dataset, which is empty (the unit is constant there: \(a)); choose other units or bands")
+                    plan.skipped.append(Failure(unit: u, error: "band '\(spec)' is [\(Report.short(a)), \(Report.short(b))] over the dataset, which is empty; choose other bands for it"))
+                    return []
                 }
-                return try Band(low: a, high: b)
+                bands.append(try Band(low: a, high: b))
             }
+            return bands
+        }
+        if plan.runnable.isEmpty {
+            throw SamplerError("every unit's bands are empty over the dataset (e.g. unit \(plan.units[0]): \(plan.skipped.first?.error ?? "")); choose other bands")
+        }
+        if !plan.skipped.isEmpty {
+            log("atlas: \(plan.skipped.count) of \(plan.units.count) units skipped, their bands being empty over the dataset (units \(plan.skipped.prefix(12).map { String($0.unit) }.joined(separator: ", "))\(plan.skipped.count > 12 ? ", ..." : ""))")
         }
         try cache.write(to: dir + "/cache")
         let enc = JSONEncoder()
@@ -461,7 +483,7 @@ public enum Atlas {
 
     /// Units of shard i of N (round robin over the plan's units).
     public static func shard(_ plan: Plan, _ i: Int, of n: Int) -> [Int] {
-        plan.units.enumerated().filter { $0.offset % n == i }.map(\.element)
+        plan.runnable.enumerated().filter { $0.offset % n == i }.map(\.element)
     }
 
     // MARK: - Merging
@@ -473,7 +495,7 @@ public enum Atlas {
         var results: [UnitResult] = [], failed: [Failure] = [], pending: [Int] = []
         let dec = JSONDecoder()
         dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        for u in plan.units {
+        for u in plan.runnable {
             let folder = "\(dir)/units/\(plan.folderName(u))"
             if let data = FileManager.default.contents(atPath: folder + "/unit.json"), let r = try? dec.decode(UnitResult.self, from: data) {
                 results.append(r)
@@ -497,48 +519,70 @@ public enum Atlas {
     static func html(_ index: Index) -> String {
         let p = index.plan
         func f(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "–" }
-        func cell(_ v: Double?, _ text: String? = nil) -> String {
-            "<td data-v=\"\(v.map { String($0) } ?? "-1")\">\(text ?? f(v))</td>"
-        }
         var out = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Atlas of \(Report.escape(p.layer))</title><style>"
         out += "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{padding:2px 6px;border-bottom:1px solid #eee;font-size:12px;text-align:right}"
-        out += "th{cursor:pointer;background:#f6f6f6;position:sticky;top:0}td.l{text-align:left}img{image-rendering:pixelated;height:33px;display:block}"
+        out += "th{cursor:pointer;background:#f6f6f6;position:sticky;top:0}td.l{text-align:left}img{image-rendering:pixelated;height:33px;display:block}button{margin-left:4px}"
         out += "</style></head><body><h1>Atlas of \(Report.escape(p.layer)) (\(p.units.count) units)</h1>"
         out += "<p>bands \(Report.escape(p.bandSpecs.joined(separator: ", "))) \(p.dataset.isEmpty ? "(no dataset: no evaluation)" : "(percentiles over the \(p.evaluationImages) images of <code>\(Report.escape(p.dataset))</code>, \(Report.escape(p.split)))"), n = \(p.n) per band, K = \(p.k), seed \(p.seed), method \(Report.escape(p.method))\(p.method == "inverse-set" ? " (\(Report.escape(p.variant)))" : ""), pipeline <code>\(Report.escape(p.pipeline))</code>. "
-        out += "\(index.units.count) done, \(index.failed.count) failed, \(index.pending.count) pending. Click a column to sort; <a href=\"atlas.json\">atlas.json</a> has every figure.</p>"
+        out += "\(index.units.count) done, \(index.failed.count) failed, \(index.pending.count) pending\(p.skipped.isEmpty ? "" : ", \(p.skipped.count) skipped"). Click a column to sort (all units, then shown 100 a page); <a href=\"atlas.json\">atlas.json</a> has every figure.</p>"
+        if !p.skipped.isEmpty {
+            out += "<details><summary>\(p.skipped.count) unit(s) skipped when planning</summary><ul>"
+            for sk in p.skipped { out += "<li>unit \(sk.unit): \(Report.escape(sk.error))</li>" }
+            out += "</ul></details>"
+        }
         if !index.failed.isEmpty {
             out += "<details><summary style=\"color:#a00\">\(index.failed.count) failed unit(s)</summary><ul>"
             for fl in index.failed { out += "<li>unit \(fl.unit): \(Report.escape(String(fl.error.prefix(300))))</li>" }
             out += "</ul></details>"
         }
-        out += "<table id=\"t\"><thead><tr><th>unit</th>"
+        // The rows live in a script as [sort values, row HTML] and are drawn a page at a
+        // time: with thousands of units the browser lays out and loads one page, not the
+        // whole table (docs/scaling.md).
+        out += "<p id=\"pager\"></p><table id=\"t\"><thead><tr><th>unit</th>"
         for (j, b) in p.bandSpecs.enumerated() { out += "<th class=\"l\">samples, band \(j + 1) (\(Report.escape(b)))</th>" }
         out += "<th class=\"l\">top real images</th><th>min</th><th>median</th><th>p99</th><th>max</th><th>in band</th>"
-        out += "<th>real in band</th><th>coverage</th><th>capped precision</th><th>near-dup</th><th>distinct</th><th>report</th></tr></thead><tbody>"
+        out += "<th>real in band</th><th>coverage</th><th>capped precision</th><th>near-dup</th><th>distinct</th><th>report</th></tr></thead><tbody id=\"b\"></tbody></table>"
+        var rows: [[String]] = []
         for r in index.units {
             let name = p.folderName(r.unit)
-            out += "<tr><td data-v=\"\(r.unit)\">\(r.unit)</td>"
+            var values: [Double?] = [Double(r.unit)]
+            var html = "<tr><td>\(r.unit)</td>"
+            func cell(_ v: Double?, _ text: String? = nil) { values.append(v); html += "<td>\(text ?? f(v))</td>" }
             for j in p.bandSpecs.indices {
                 var band = j < r.bands.count ? "[\(Report.short(r.bands[j].low)), \(Report.short(r.bands[j].high))]" : ""
                 // A band that starts at the unit's minimum holds every image where the unit is silent.
                 if j < r.bands.count, let floor = r.activation.first, r.bands[j].low <= floor {
                     band += " <b title=\"the band starts at the unit's minimum over the dataset: it includes the images where the unit is silent; choose a higher low percentile\">from the minimum</b>"
                 }
-                out += "<td class=\"l\" data-v=\"\(j < r.bands.count ? Double(r.bands[j].low) : 0)\"><img loading=\"lazy\" src=\"thumbs/\(name)_b\(j).png\" alt=\"\"><small>\(band), \(j < r.accepted.count ? r.accepted[j] : 0) samples</small></td>"
+                values.append(j < r.bands.count ? Double(r.bands[j].low) : nil)
+                html += "<td class=\"l\"><img src=\"thumbs/\(name)_b\(j).png\" alt=\"\"><small>\(band), \(j < r.accepted.count ? r.accepted[j] : 0) samples</small></td>"
             }
-            out += r.topImages.isEmpty ? "<td class=\"l\">–</td>" : "<td class=\"l\"><img loading=\"lazy\" src=\"thumbs/\(name)_top.png\" alt=\"\"></td>"
-            for i in 0..<4 { out += i < r.activation.count ? cell(Double(r.activation[i]), Report.short(r.activation[i])) : cell(nil) }
-            out += cell(r.inBand)
-            out += cell(Double(r.realInBand.first ?? 0), r.realInBand.map(String.init).joined(separator: " / "))
-            out += cell(r.samples.first?.coverage, r.samples.map { f($0.coverage) }.joined(separator: " / "))
-            out += cell(r.samples.first?.cappedPrecision, r.samples.map { f($0.cappedPrecision) }.joined(separator: " / "))
-            out += cell(r.samples.first?.nearDuplicates, r.samples.map { f($0.nearDuplicates) }.joined(separator: " / "))
-            out += cell(r.samples.first?.distinctFraction, r.samples.map { f($0.distinctFraction) }.joined(separator: " / "))
-            out += "<td><a href=\"units/\(name)/report.html\">report</a></td></tr>"
+            values.append(nil)
+            html += r.topImages.isEmpty ? "<td class=\"l\">–</td>" : "<td class=\"l\"><img src=\"thumbs/\(name)_top.png\" alt=\"\"></td>"
+            for i in 0..<4 { if i < r.activation.count { cell(Double(r.activation[i]), Report.short(r.activation[i])) } else { cell(nil) } }
+            cell(r.inBand)
+            cell(Double(r.realInBand.first ?? 0), r.realInBand.map(String.init).joined(separator: " / "))
+            cell(r.samples.first?.coverage, r.samples.map { f($0.coverage) }.joined(separator: " / "))
+            cell(r.samples.first?.cappedPrecision, r.samples.map { f($0.cappedPrecision) }.joined(separator: " / "))
+            cell(r.samples.first?.nearDuplicates, r.samples.map { f($0.nearDuplicates) }.joined(separator: " / "))
+            cell(r.samples.first?.distinctFraction, r.samples.map { f($0.distinctFraction) }.joined(separator: " / "))
+            values.append(nil)
+            html += "<td><a href=\"units/\(name)/report.html\">report</a></td></tr>"
+            // Missing values sort last either way (NaN is not valid JSON: they are written as null).
+            rows.append(values.map { $0.map { $0.isFinite ? String($0) : "null" } ?? "null" } + [html])
         }
-        out += "</tbody></table><script>"
-        out += "document.querySelectorAll('#t th').forEach(function(h,i){var up=false;h.onclick=function(){up=!up;var b=document.querySelector('#t tbody');"
-        out += "Array.from(b.rows).sort(function(x,y){var a=parseFloat(x.cells[i].dataset.v),c=parseFloat(y.cells[i].dataset.v);return up?a-c:c-a;}).forEach(function(r){b.appendChild(r);});};});"
+        // JSONEncoder writes "/" as "\/", so no "</script>" can end the script early.
+        let json = (try? JSONEncoder().encode(rows)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+        out += "<script>var R=\(json).map(function(r){return {v:r.slice(0,-1).map(function(x){return x==='null'?null:parseFloat(x);}),h:r[r.length-1]};});"
+        out += "var P=100,page=0,col=0,up=true;"
+        out += "function draw(){var n=Math.max(1,Math.ceil(R.length/P));page=Math.min(page,n-1);"
+        out += "document.getElementById('b').innerHTML=R.slice(page*P,(page+1)*P).map(function(r){return r.h;}).join('');"
+        out += "var q=document.getElementById('pager');q.innerHTML='units '+(R.length?page*P+1:0)+'-'+Math.min(R.length,(page+1)*P)+' of '+R.length+' ';"
+        out += "[['first',0],['previous',page-1],['next',page+1],['last',n-1]].forEach(function(b){var a=document.createElement('button');a.textContent=b[0];"
+        out += "a.disabled=b[1]<0||b[1]>=n||b[1]===page;a.onclick=function(){page=b[1];draw();};q.appendChild(a);});}"
+        out += "document.querySelectorAll('#t th').forEach(function(h,i){h.onclick=function(){up=col===i?!up:false;col=i;"
+        out += "R.sort(function(x,y){var a=x.v[i],c=y.v[i];if(a===null)return c===null?0:1;if(c===null)return -1;return up?a-c:c-a;});page=0;draw();};});"
+        out += "draw();"
         out += "</script></body></html>\n"
         return out
     }

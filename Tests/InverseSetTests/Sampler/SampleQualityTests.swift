@@ -15,6 +15,25 @@ struct SampleQualityTests {
         return PointSet(rows: (0..<n).map { _ in [rng.gaussian() + shift, rng.gaussian(), 0.1 * rng.gaussian(), 0] })
     }
 
+    /// The blocked GEMM search for k-th neighbour radii gives what the all-pairs
+    /// loop gives, exactly: on clouds in 64 dimensions with repeated points
+    /// (ties), and across block boundaries (3,000 points: blocks of 256 rows).
+    @Test(arguments: [(40, 1), (40, 3), (3000, 3), (7, 6), (5, 5)])
+    func neighbourRadiiEqualTheAllPairsDefinition(count: Int, k: Int) {
+        var rng = SplitMix64(seed: UInt64(count * 31 + k))
+        var rows = (0..<count).map { _ in (0..<64).map { _ in rng.gaussian() * 3 } }
+        for i in stride(from: 0, to: count - 1, by: 5) { rows[i + 1] = rows[i] }   // ties
+        let set = PointSet(rows: rows)
+        let fast = set.neighbourRadii(k: k)
+        let all = set.distances(to: set)
+        for i in 0..<count {
+            let others = (0..<count).filter { $0 != i }.map { all[i * count + $0] }.sorted()
+            let expected = others.count >= k ? others[k - 1] : .infinity
+            #expect(fast[i] == expected, "point \(i): \(fast[i]) against \(expected)")
+            if fast[i] != expected { return }
+        }
+    }
+
     @Test func identicalSetsScorePerfectly() {
         let real = cloud(200, seed: 1)
         let q = SampleQuality(samples: real, real: real)
