@@ -33,11 +33,26 @@ extension InverseSetSampler {
             // third that is hard to reach does not take every walker; at most two
             // thirds of them while it holds under 1/laggingShare of the samples.
             let total = thirds.reduce(0, +)
-            let open = (0..<3).filter { t in
+            // A third that the prior hardly reaches is not aimed at: in a band whose
+            // real activations nearly all sit at one end (e.g. [0, 0.006] of a unit
+            // that is exactly 0 on most images), walkers aiming at the empty thirds
+            // held back every sample of the full one (32 of 50 after 3,000 steps).
+            // Counted over the prior's reconstructions and real images; bands the
+            // prior barely reaches at all keep aiming at every third.
+            var probe = w
+            let perThird = (0..<3).map { t -> Int in
+                probe.target = t
+                let b = targetBands(probe)
+                return prior.rows(inside: b).count + prior.realRows(inside: b).count
+            }
+            let inBand = perThird.reduce(0, +)
+            let reached = perThird.map { inBand < Tuning.thirdSupportMinimum || Double($0) >= Tuning.thirdSupportShare * Double(inBand) }
+            let candidates = (0..<3).filter { reached[$0] }
+            let open = candidates.filter { t in
                 let lagging = total >= 3 * settings.walkers && Tuning.laggingShare * thirds[t] < total
                 return aiming[t] < (lagging ? (2 * settings.walkers + 2) / 3 : (settings.walkers + 2) / 3)
             }
-            w.target = (open.isEmpty ? Array(0..<3) : open).min { load[$0] < load[$1] } ?? 0
+            w.target = (open.isEmpty ? candidates : open).min { load[$0] < load[$1] } ?? 0
         }
         let used = Set(state.usedStarts)
         // Codes whose reconstruction is in the target (the walker is feasible at

@@ -499,6 +499,12 @@ enum Tuning {
     /// Data variant: a third of the band holding less than 1/laggingShare of the
     /// samples takes samples only from the walkers aiming at it.
     static let laggingShare = 5
+    /// Data variant: walkers aim only at thirds of the band that hold at least
+    /// this share of the prior's codes in the band (reconstructions and real
+    /// images counted together), when the band holds at least
+    /// `thirdSupportMinimum` of them; see `restartFromPrior`.
+    static let thirdSupportShare = 0.02
+    static let thirdSupportMinimum = 50
     /// Data variant: random start candidates tried for one far from the accepted set.
     static let startCandidates = 16
 }

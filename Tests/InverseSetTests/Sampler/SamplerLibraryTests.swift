@@ -121,6 +121,22 @@ final class SamplerLibraryTests {
         #expect(!r.samples.isEmpty, "closest reached: \(r.closest)")
     }
 
+    /// A band whose real activations nearly all sit at one end: conv5 channel 6
+    /// is exactly 0 on most images, and [0, 0.0058] is its p95:p99.5 band. Walkers
+    /// aiming at the empty upper thirds used to hold back every sample (36 of
+    /// 50 after 300 steps); they now aim only at thirds the prior reaches.
+    @Test func aBandWithItsRealImagesAtOneEndFills() throws {
+        let edge = try Band(low: 0, high: 0.005846612)
+        try loaded.pipeline.setNeurons([(try NeuronSpec(parsing: "conv5:6"), edge)])
+        defer { try? loaded.pipeline.setNeurons([(try! NeuronSpec(parsing: "fc8:7"), band)]) }
+        let edgePrior = try SamplingRun.prior(loaded, dataset: nil, count: 2000)
+        var s = settings(.data, n: 50)
+        s.maxSteps = 300
+        let r = try InverseSetSampler(pipeline: loaded.pipeline, settings: s, prior: edgePrior).run(onAccept: { _, _ in })
+        #expect(r.samples.count == 50, "\(r.samples.count) of 50 in \(r.steps) steps")
+        #expect(r.samples.allSatisfy { edge.contains($0.activations[0]) })
+    }
+
     @Test func ppgnFollowsTheReferenceTermsAndMovesFromADeadUnit() throws {
         // conv5:18 at the centre is 0 after ReLU for most codes: the chain reads the
         // layer's own output (before ReLU), as the reference does, so it still moves.
