@@ -516,6 +516,12 @@ public enum Atlas {
         return index
     }
 
+    /// "50 samples", or in red "34 of 50 samples" for a band that did not fill.
+    static func acceptedText(_ accepted: Int, of n: Int) -> String {
+        accepted >= n ? "\(accepted) samples"
+            : "<b style=\"color:#a00\" title=\"the band did not fill within --max-steps; the unit's report names the closest activation reached\">\(accepted) of \(n) samples</b>"
+    }
+
     static func html(_ index: Index) -> String {
         let p = index.plan
         func f(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "–" }
@@ -555,7 +561,7 @@ public enum Atlas {
                     band += " <b title=\"the band starts at the unit's minimum over the dataset: it includes the images where the unit is silent; choose a higher low percentile\">from the minimum</b>"
                 }
                 values.append(j < r.bands.count ? Double(r.bands[j].low) : nil)
-                html += "<td class=\"l\"><img src=\"thumbs/\(name)_b\(j).png\" alt=\"\"><small>\(band), \(j < r.accepted.count ? r.accepted[j] : 0) samples</small></td>"
+                html += "<td class=\"l\"><img src=\"thumbs/\(name)_b\(j).png\" alt=\"\"><small>\(band), \(Self.acceptedText(j < r.accepted.count ? r.accepted[j] : 0, of: p.n))</small></td>"
             }
             values.append(nil)
             html += r.topImages.isEmpty ? "<td class=\"l\">–</td>" : "<td class=\"l\"><img src=\"thumbs/\(name)_top.png\" alt=\"\"></td>"
