@@ -80,13 +80,6 @@ struct SolverTests {
         return s
     }
 
-    func expectClose(_ got: [Float], _ ref: [Double], _ what: String, tol: Double = 2e-5) {
-        #expect(got.count == ref.count)
-        for (g, r) in zip(got, ref) {
-            #expect(abs(Double(g) - r) <= tol * max(1, abs(r)), "\(what): \(got) vs \(ref)")
-        }
-    }
-
     static let methods: [(String, String, [String: Double])] = [
         ("SGD", "momentum: 0.9", ["momentum": 0.9]),
         ("Nesterov", "momentum: 0.9", ["momentum": 0.9]),
@@ -268,7 +261,7 @@ struct SolverTests {
         try first.step(4)
         let statePath = dir + "/run_iter_4.solverstate", modelPath = dir + "/run_iter_4.caffemodel"
         #expect(FileManager.default.fileExists(atPath: statePath) && FileManager.default.fileExists(atPath: modelPath))
-        let state = try TrainingSupport.readState(statePath)
+        let state = try CaffeModel.readSolverState(statePath)
         #expect(state.iter == 4)
         #expect(state.learnedNet == modelPath)
         #expect(state.history.count == first.history.count)
