@@ -179,6 +179,36 @@ class ConvolutionLayerBase: LayerBase {
     var macs: Int { currentMACs }
     var backwardUses: BackwardUses { .inputs }
 
+    /// The Winograd pass for driver `d`, when it applies (square kernel, no
+    /// dilation, enough channels and outputs; see Winograd.swift): from the
+    /// column side to the matrix side it is the strided correlation
+    /// (Convolution's forward, Deconvolution's dx), the other way its
+    /// transpose.
+    func winogradPass(_ d: ConvolutionGEMM, fromMatrixSide: Bool, _ algorithm: ConvolutionAlgorithm) -> WinogradPass? {
+        let columnPer = columnChannels / spec.group
+        let (ch, cw, mh, mw) = (d.g.height, d.g.width, d.g.outHeight, d.g.outWidth)
+        return fromMatrixSide
+            ? WinogradPass.plan(algorithm, transposed: true, spec, images: d.images, c: d.mg, k: columnPer,
+                                h: mh, w: mw, outH: ch, outW: cw)
+            : WinogradPass.plan(algorithm, transposed: false, spec, images: d.images, c: columnPer, k: d.mg,
+                                h: ch, w: cw, outH: mh, outW: mw)
+    }
+
+    /// Runs `pass` from x to y with this layer's weights: the kernel of group
+    /// g between matrix-side channel m and column-side channel c is
+    /// W[(g M/G + m) C'/G + c].
+    func winogradRun(_ pass: WinogradPass, _ ctx: ExecutionContext, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                     bias: UnsafePointer<Float>?, fromMatrixSide: Bool) {
+        let wp = parameters[0].data, area = spec.kernelH * spec.kernelW
+        let mPer = matrixChannels / spec.group, cPer = columnChannels / spec.group
+        func kernel(_ g: Int, matrix m: Int, column c: Int) -> UnsafePointer<Float> {
+            UnsafePointer(wp + ((g * mPer + m) * cPer + c) * area)
+        }
+        Layers.winogradRun(pass, ctx, x: x, y: y, bias: bias) { g, out, inp in
+            fromMatrixSide ? kernel(g, matrix: inp, column: out) : kernel(g, matrix: out, column: inp)
+        }
+    }
+
     /// The GEMM driver for an input of `s` with the im2col side's spatial
     /// size `h` x `w`.
     func driver(_ s: Shape, columnHeight h: Int, columnWidth w: Int) throws -> ConvolutionGEMM {
@@ -226,18 +256,6 @@ final class ConvolutionLayer: ConvolutionLayerBase, BuiltinLayer {
         return try driver(s, columnHeight: h, columnWidth: w)
     }
 
-    /// The Winograd plan for input `d`, when it applies (square kernel, no
-    /// dilation, enough channels and outputs; see Winograd.swift): the forward pass
-    /// (`gradient` false) is the strided correlation x -> y; dx is its
-    /// transpose dy -> dx.
-    private func winograd(_ d: ConvolutionGEMM, gradient: Bool, _ algorithm: ConvolutionAlgorithm) -> WinogradPass? {
-        let cPer = spec.channels / spec.group
-        return WinogradPass.plan(algorithm, transposed: gradient, spec, images: d.images,
-                                 c: gradient ? d.mg : cPer, k: gradient ? cPer : d.mg,
-                                 h: gradient ? d.g.outHeight : d.g.height, w: gradient ? d.g.outWidth : d.g.width,
-                                 outH: gradient ? d.g.height : d.g.outHeight, outW: gradient ? d.g.width : d.g.outWidth)
-    }
-
     /// y = W * im2col(x) + b, per group; batched over images. Square kernels
     /// without dilation use Winograd instead where it pays (Winograd.swift).
     func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
@@ -246,10 +264,8 @@ final class ConvolutionLayer: ConvolutionLayerBase, BuiltinLayer {
         for (xT, yT) in zip(inputs, outputs) {
             let d = try driver(xT.shape)
             let x = xT.data, y = yT.data
-            if let wg = winograd(d, gradient: false, ctx.convolution) {
-                // W[g*K + k][c] is the kernel from input c to output k of group g.
-                let cPer = wg.c, kPer = wg.k, area = spec.kernelH * spec.kernelW
-                winogradRun(wg, ctx, x: x, y: y, bias: bias) { g, k, c in UnsafePointer(wp + ((g * kPer + k) * cPer + c) * area) }
+            if let wg = winogradPass(d, fromMatrixSide: false, ctx.convolution) {
+                winogradRun(wg, ctx, x: x, y: y, bias: bias, fromMatrixSide: false)
                 continue
             }
             d.forEachBatch { b in d.matrixFromColumns(wp, d.columns(of: x, b, ctx), b, bias: bias, into: y, ctx) }
@@ -266,10 +282,8 @@ final class ConvolutionLayer: ConvolutionLayerBase, BuiltinLayer {
             let x = pass.inputs[i].data, dy = pass.outputGrads[i].data
             var dx = pass.inputGrads[i]?.data
             if let dB { denseAccumulateBiasGrad(dy, outer: d.images, channels: spec.numOutput, inner: d.l, dB) }
-            if let out = dx, let wg = winograd(d, gradient: true, ctx.convolution) {
-                // The pass runs from dy (K per group) to dx (C per group).
-                let cPer = wg.k, kPer = wg.c, area = spec.kernelH * spec.kernelW
-                winogradRun(wg, ctx, x: dy, y: out, bias: nil) { g, c, k in UnsafePointer(wp + ((g * kPer + k) * cPer + c) * area) }
+            if let out = dx, let wg = winogradPass(d, fromMatrixSide: true, ctx.convolution) {
+                winogradRun(wg, ctx, x: dy, y: out, bias: nil, fromMatrixSide: true)
                 dx = nil   // done; the loop below computes dW only
             }
             guard dW != nil || dx != nil else { continue }

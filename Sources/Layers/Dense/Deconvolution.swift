@@ -45,19 +45,6 @@ final class DeconvolutionLayer: ConvolutionLayerBase, BuiltinLayer {
         return try driver(s, columnHeight: oh, columnWidth: ow)
     }
 
-    /// The Winograd plan for input `d`, when it applies (square kernel, no
-    /// dilation, enough channels and outputs; see Winograd.swift): the forward pass is
-    /// the transposed correlation x -> y; dx (`gradient`) the strided
-    /// correlation dy -> dx.
-    private func winograd(_ d: ConvolutionGEMM, gradient: Bool, _ algorithm: ConvolutionAlgorithm) -> WinogradPass? {
-        // d.g is the geometry over the output image, so its "output" is the input.
-        let h = d.g.outHeight, w = d.g.outWidth, oh = d.g.height, ow = d.g.width
-        let kPer = spec.numOutput / spec.group
-        return WinogradPass.plan(algorithm, transposed: !gradient, spec, images: d.images,
-                                 c: gradient ? kPer : d.mg, k: gradient ? d.mg : kPer,
-                                 h: gradient ? oh : h, w: gradient ? ow : w, outH: gradient ? h : oh, outW: gradient ? w : ow)
-    }
-
     /// col = W^T x per group, then y = b + col2im(col). Square kernels
     /// without dilation use Winograd instead where it pays (Winograd.swift).
     func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
@@ -66,10 +53,8 @@ final class DeconvolutionLayer: ConvolutionLayerBase, BuiltinLayer {
         for (xT, yT) in zip(inputs, outputs) {
             let d = try driver(xT.shape)
             let x = xT.data, y = yT.data
-            if let wg = winograd(d, gradient: false, ctx.convolution) {
-                // W[g*C + c][k] is the kernel from input c to output k of group g.
-                let kPer = wg.k, cPer = wg.c, area = spec.kernelH * spec.kernelW
-                winogradRun(wg, ctx, x: x, y: y, bias: bias) { g, k, c in UnsafePointer(wp + ((g * cPer + c) * kPer + k) * area) }
+            if let wg = winogradPass(d, fromMatrixSide: true, ctx.convolution) {
+                winogradRun(wg, ctx, x: x, y: y, bias: bias, fromMatrixSide: true)
                 continue
             }
             // Start from the bias (or zero); col2im / the GEMM add onto it.
@@ -98,10 +83,8 @@ final class DeconvolutionLayer: ConvolutionLayerBase, BuiltinLayer {
                 denseAccumulateBiasGrad(dy, outer: d.images, channels: spec.numOutput,
                                         inner: d.g.height * d.g.width, dB)
             }
-            if let out = dx, let wg = winograd(d, gradient: true, ctx.convolution) {
-                // The pass runs from dy (K per group) to dx (C per group).
-                let kPer = wg.c, cPer = wg.k, area = spec.kernelH * spec.kernelW
-                winogradRun(wg, ctx, x: dy, y: out, bias: nil) { g, c, k in UnsafePointer(wp + ((g * cPer + c) * kPer + k) * area) }
+            if let out = dx, let wg = winogradPass(d, fromMatrixSide: false, ctx.convolution) {
+                winogradRun(wg, ctx, x: dy, y: out, bias: nil, fromMatrixSide: false)
                 dx = nil   // done; the code below computes dW only
             }
             guard dW != nil || dx != nil else { continue }
