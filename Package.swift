@@ -83,7 +83,8 @@ let package = Package(
         .target(name: "Layers", dependencies: ["Runtime", "GraphIR", "CBLAS", "CZlib"], swiftSettings: kernels),
 
         // ---- Images and arrays on disk ---------------------------------------
-        .target(name: "ImageIO", dependencies: ["Runtime", "CPNG"], swiftSettings: optimised),
+        // Runtime for `Tensor` (npy, preprocessing) and the ImageData layer's decoder protocol.
+        .target(name: "ImageIO", dependencies: ["GraphIR", "Runtime", "CPNG"], swiftSettings: optimised),
 
         // ---- The inverse-set sampler -----------------------------------------
         .target(name: "Sampler", dependencies: ["Runtime", "GraphIR"], swiftSettings: optimised),
@@ -115,7 +116,7 @@ let package = Package(
                           path: "Tests/Fuzz", swiftSettings: optimised),
 
         // ---- Tests --------------------------------------------------------------
-        .target(name: "TestSupport", dependencies: ["Runtime", "GraphIR", "CaffeImport", "Layers", "ImageIO"],
+        .target(name: "TestSupport", dependencies: ["Runtime", "GraphIR", "CaffeImport", "Layers"],
                 path: "Tests/TestSupport"),
         .testTarget(name: "InverseSetTests",
                     dependencies: ["TestSupport", "CaffeImport", "GraphIR", "Runtime", "Layers", "ImageIO", "Sampler", "SamplerIO"],

@@ -3,7 +3,7 @@
 # Idempotent: skips apt entirely when everything is present.
 set -euo pipefail
 
-PACKAGES=(pkg-config libprotobuf-c-dev protobuf-c-compiler libopenblas-dev libpng-dev zlib1g-dev dataset-fashion-mnist)
+PACKAGES=(pkg-config libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashion-mnist)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

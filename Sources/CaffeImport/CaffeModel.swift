@@ -135,7 +135,7 @@ public enum CaffeModel {
             }
             let blobs = layer.messages("blobs")
             if !blobs.isEmpty {
-                g.nodes[idx].weights = try blobs.enumerated().map { try weightBlob($1, layer: name, index: $0, file: file) }
+                g.nodes[idx].weights = try blobs.enumerated().map { try weightBlob($1, what: "layer '\(name.clippedForDisplay())' blob \($0)", file: file) }
             }
             if type == "Input" {
                 let shapes = try layer.message("input_param").messages("shape").map { Shape(try $0.ints("dim")) }
@@ -168,8 +168,9 @@ public enum CaffeModel {
     }
 
     /// A BlobProto as a weight blob: `shape` if present, else the legacy
-    /// num/channels/height/width header; `data` or `double_data`.
-    static func weightBlob(_ b: ParamMessage, layer: String, index: Int, file: String) throws -> WeightBlob {
+    /// num/channels/height/width header (an unset dimension is 0, as in
+    /// caffe.proto); `data` or `double_data`. `what` names the blob in errors.
+    static func weightBlob(_ b: ParamMessage, what: @autoclosure () -> String, file: String) throws -> WeightBlob {
         let shape: Shape
         if b.has("shape") {
             shape = Shape(try b.message("shape").ints("dim"))
@@ -186,7 +187,7 @@ public enum CaffeModel {
         }
         guard let count = shape.checkedCount, count == data.count else {
             let needs = shape.checkedCount.map { "needs \($0) values" } ?? "is impossible (a negative or enormous dimension)"
-            throw ImportError.network(file: file, "layer '\(layer.clippedForDisplay())' blob \(index): shape \(shape.description.clippedForDisplay()) \(needs) but the file holds \(data.count)")
+            throw ImportError.network(file: file, "\(what()): shape \(shape.description.clippedForDisplay()) \(needs) but the file holds \(data.count)")
         }
         return WeightBlob(shape: shape, data: data)
     }
@@ -208,7 +209,7 @@ public enum CaffeModel {
             let name = try layer.string("name", default: "")
             let blobs = layer.messages("blobs")
             guard !blobs.isEmpty else { continue }
-            let weights = try blobs.enumerated().map { try weightBlob($1, layer: name, index: $0, file: path) }
+            let weights = try blobs.enumerated().map { try weightBlob($1, what: "layer '\(name.clippedForDisplay())' blob \($0)", file: path) }
             if byName[name] == nil { fileOrder.append(name) }
             byName[name] = weights
         }
@@ -272,17 +273,7 @@ public enum CaffeModel {
     /// Writes the graph with its weights as a binary `.caffemodel` (current
     /// format, `BlobShape` shapes) that BVLC Caffe loads.
     public static func writeCaffemodel(_ graph: Graph, to path: String) throws {
-        let bytes = try WireWriter.encode(netParameter(graph))
-        let tmp = path + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: Data(bytes)) else {
-            throw ImportError.file(path, "cannot be written (check the folder exists and is writable)")
-        }
-        do {
-            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-            try FileManager.default.moveItem(atPath: tmp, toPath: path)
-        } catch {
-            throw ImportError.file(path, "cannot be written: \(error.localizedDescription)")
-        }
+        try writeAtomically(try WireWriter.encode(netParameter(graph)), to: path)
     }
 
     /// Encodes any schema'd message to protobuf binary.

@@ -41,7 +41,6 @@ struct Score: ParsableCommand {
         try reportingErrors {
             guard iterations > 0 else { throw RuntimeError.input("--iterations must be at least 1, got \(iterations)") }
             let registry = try common.makeRegistry()
-            ImageDecoders.install(PNGFileDecoder())
             var graph = try Toolbox.load(prototxt, weights: nil)
             try Toolbox.attachWeights(&graph, list: weights)
             guard graph.inputs.isEmpty else {

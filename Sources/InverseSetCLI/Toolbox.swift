@@ -1,6 +1,7 @@
 import CaffeImport
 import Foundation
 import GraphIR
+import ImageIO
 import Layers
 import Runtime
 import SamplerIO
@@ -8,7 +9,8 @@ import SamplerIO
 /// Shared plumbing of the subcommands: registry set-up, model loading.
 enum Toolbox {
     static func registry(plugins: [String]) throws -> LayerRegistry {
-        let r = try builtinRegistry()
+        // ImageData layers (train, score) read PNG through ImageIO.
+        let r = try builtinRegistry(imageDecoder: PNGFileDecoder())
         var all = plugins
         if let env = ProcessInfo.processInfo.environment["INVERSE_SET_PLUGINS"], !env.isEmpty {
             all += env.split(separator: ":").map(String.init)

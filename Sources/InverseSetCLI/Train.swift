@@ -33,7 +33,6 @@ struct Train: ParsableCommand {
                 throw RuntimeError.input("give --weights to fine-tune or --resume to continue training, not both")
             }
             let registry = try common.makeRegistry()
-            ImageDecoders.install(PNGFileDecoder())
             var tree = try CaffeModel.readPrototxt(solver, schema: CaffeSchemaRegistry.shared.solverParameter)
             try TrainingFiles.defaultSnapshotPrefix(&tree, solverFile: solver)
             let config = try SolverConfig(tree)
@@ -76,15 +75,6 @@ struct Train: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }
-    }
-}
-
-/// The ImageData layer's PNG decoder, from ImageIO.
-struct PNGFileDecoder: ImageFileDecoder {
-    func decodeImage(atPath path: String) throws -> DecodedImage {
-        let img = try PNGImage.read(path)
-        return DecodedImage(width: img.width, height: img.height, channels: img.channels,
-                            pixels: img.pixels.map { Float($0) })
     }
 }
 
@@ -216,48 +206,14 @@ enum TrainingFiles {
     }
 
     static func snapshotWriter() -> SnapshotWriter {
-        SnapshotWriter(
-            writeWeights: { graph, path in try CaffeModel.writeCaffemodel(graph, to: path) },
-            writeState: { state, path in
-                guard let schema = CaffeSchemaRegistry.shared.schema("caffe.SolverState") else {
-                    throw RuntimeError.input("the caffe.SolverState schema is missing from this build")
-                }
-                let bytes = try CaffeModel.encodeBinary(state.message(schema: schema))
-                try writeAtomically(bytes, to: path)
-            })
-    }
-
-    static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-        let tmp = path + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: Data(bytes)) else {
-            throw RuntimeError.input("\(path): cannot be written (check the folder exists and is writable)")
-        }
-        do {
-            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-            try FileManager.default.moveItem(atPath: tmp, toPath: path)
-        } catch {
-            throw RuntimeError.input("\(path): cannot be written: \(error.localizedDescription)")
-        }
+        SnapshotWriter(writeWeights: CaffeModel.writeCaffemodel, writeState: CaffeModel.writeSolverState)
     }
 
     /// Reads a .solverstate and the weights of its learned_net (resolved
     /// against the current directory as Caffe does, else next to the state).
     static func readState(_ path: String, net: Graph) throws -> (SolverState, Graph?) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw RuntimeError.input("\(path): \(FileManager.default.fileExists(atPath: path) ? "cannot be read" : "no such file") (the solver state to resume from)")
-        }
-        let message = try CaffeModel.decodeBinary([UInt8](data), type: "caffe.SolverState", file: path)
-        let state = try SolverState(message: message, file: path)
-        guard !state.learnedNet.isEmpty else { return (state, nil) }
-        var model = state.learnedNet
-        if !FileManager.default.fileExists(atPath: model) {
-            let beside = URL(fileURLWithPath: path).deletingLastPathComponent()
-                .appendingPathComponent(URL(fileURLWithPath: model).lastPathComponent).path
-            guard FileManager.default.fileExists(atPath: beside) else {
-                throw RuntimeError.input("\(path): its weights '\(state.learnedNet)' (learned_net) are not found, neither from the current folder nor next to the state")
-            }
-            model = beside
-        }
+        let state = try CaffeModel.readSolverState(path)
+        guard let model = try CaffeModel.learnedNetPath(of: state, statePath: path) else { return (state, nil) }
         var g = net
         for i in g.nodes.indices { g.nodes[i].weights = [] }
         try CaffeModel.attachWeights(&g, from: model)

@@ -15,18 +15,24 @@ public protocol BuiltinLayer: Layer {
 let builtinLayerClasses: [any BuiltinLayer.Type] =
     [InputLayer.self] + denseLayerClasses + elementwiseLayerClasses + structureLayerClasses + dataLayerClasses
 
-/// Registers every built-in layer type into `registry`.
-public func registerBuiltins(into registry: LayerRegistry) throws {
+/// Registers every built-in layer type into `registry`. `imageDecoder`
+/// reads the image files of ImageData layers other than PGM/PPM (the tool
+/// passes ImageIO's PNG decoder).
+public func registerBuiltins(into registry: LayerRegistry, imageDecoder: (any ImageFileDecoder)? = nil) throws {
     for cls in builtinLayerClasses {
         for name in cls.typeNames {
-            try registry.register(name, origin: "built-in") { try cls.init($0) }
+            if cls == ImageDataLayer.self {
+                try registry.register(name, origin: "built-in") { try ImageDataLayer($0, decoder: imageDecoder) }
+            } else {
+                try registry.register(name, origin: "built-in") { try cls.init($0) }
+            }
         }
     }
 }
 
 /// A fresh registry holding the built-in layers.
-public func builtinRegistry() throws -> LayerRegistry {
+public func builtinRegistry(imageDecoder: (any ImageFileDecoder)? = nil) throws -> LayerRegistry {
     let r = LayerRegistry()
-    try registerBuiltins(into: r)
+    try registerBuiltins(into: r, imageDecoder: imageDecoder)
     return r
 }

@@ -1,5 +1,6 @@
 import CBLAS
 import Dispatch
+import Synchronization
 
 /// The one matrix-multiply entry point: C = alpha * op(A) * op(B) + beta * C,
 /// row-major, op(A) is M x K, op(B) is K x N, C is M x N. Every convolution,
@@ -109,21 +110,20 @@ public func axpy(_ count: Int, _ alpha: Float, _ x: UnsafePointer<Float>, _ y: U
 /// The compute thread count shared by the split GEMM and the parallel
 /// kernels (the CLI sets it from --threads). It starts at OpenBLAS's own
 /// default (all cores, or OPENBLAS_NUM_THREADS), and OpenBLAS itself is then
-/// kept single-threaded.
-private struct ComputeThreads: @unchecked Sendable {
-    nonisolated(unsafe) static var count: Int = {
-        let n = Int(openblas_get_num_threads())
-        openblas_set_num_threads(1)
-        return max(1, n)
-    }()
-}
+/// kept single-threaded. An atomic: setting it while kernels run is safe
+/// (they read it once per call).
+private let computeThreadCount = Atomic<Int>({
+    let n = Int(openblas_get_num_threads())
+    openblas_set_num_threads(1)
+    return max(1, n)
+}())
 
 public func setComputeThreads(_ n: Int) {
-    ComputeThreads.count = max(1, n)
+    computeThreadCount.store(max(1, n), ordering: .relaxed)
     openblas_set_num_threads(1)
 }
 @inline(__always)
-public func computeThreads() -> Int { ComputeThreads.count }
+public func computeThreads() -> Int { computeThreadCount.load(ordering: .relaxed) }
 
 /// C = A B (row-major, M x K times K x N) in one sgemm call on OpenBLAS's
 /// own thread pool at `computeThreads()` threads: the reference `bench`
@@ -134,10 +134,3 @@ public func openBLASThreadedGemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>
     defer { openblas_set_num_threads(1) }
     sgemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n)
 }
-
-/// Earlier names of the compute thread count (OpenBLAS's threads were the
-/// compute threads then); kept for plugins built against them.
-@available(*, deprecated, renamed: "computeThreads")
-public func blasThreads() -> Int { computeThreads() }
-@available(*, deprecated, renamed: "setComputeThreads")
-public func setBLASThreads(_ n: Int) { setComputeThreads(n) }

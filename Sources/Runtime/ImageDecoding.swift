@@ -14,23 +14,9 @@ public struct DecodedImage: Sendable {
 }
 
 /// Decodes image files (PNG, ...) for the ImageData layer. Runtime and the
-/// layers know no image format; the tool installs a decoder built on
-/// ImageIO at start-up (`ImageDecoders.install`), and tests install theirs.
+/// layers know no image format; the tool passes a decoder built on ImageIO
+/// to `registerBuiltins(into:imageDecoder:)`, and tests pass theirs.
 public protocol ImageFileDecoder: Sendable {
     /// Throws an error that names `path` and what is wrong with it.
     func decodeImage(atPath path: String) throws -> DecodedImage
-}
-
-/// The installed image decoder (one per process, like the BLAS thread count).
-public enum ImageDecoders {
-    private final class Slot: @unchecked Sendable {
-        let lock = NSLock()
-        var decoder: (any ImageFileDecoder)?
-    }
-    private static let slot = Slot()
-
-    public static func install(_ decoder: any ImageFileDecoder) {
-        slot.lock.withLock { slot.decoder = decoder }
-    }
-    public static var current: (any ImageFileDecoder)? { slot.lock.withLock { slot.decoder } }
 }

@@ -86,7 +86,13 @@ public final class ExecutionContext: @unchecked Sendable {
     }
 
     /// A scratch buffer of at least `count` floats, valid until the layer
-    /// returns. `slot` distinguishes buffers needed at the same time.
+    /// returns. Buffers needed at the same time must be different ones.
+    public func scratch(_ count: Int, _ buffer: ScratchBuffer) -> UnsafeMutablePointer<Float> {
+        scratch(count, slot: buffer.index)
+    }
+
+    /// `scratch(_:_:)` by number (the form plugins use): `slot` distinguishes
+    /// buffers needed at the same time.
     public func scratch(_ count: Int, slot: Int = 0) -> UnsafeMutablePointer<Float> {
         while scratch.count <= slot { scratch.append(Storage(capacity: 1)) }
         scratch[slot].reserve(count)
@@ -94,6 +100,18 @@ public final class ExecutionContext: @unchecked Sendable {
     }
     /// Bytes held in scratch buffers (for memory reports).
     public var scratchBytes: Int { scratch.reduce(0) { $0 + $1.capacity * 4 } }
+}
+
+/// One of the execution context's scratch buffers, named by what it holds.
+/// Names that share an index share memory: give buffers that a layer needs
+/// at the same time different indices (`ScratchBuffer(0)`, `(1)`, ...), and
+/// name them where they are used (`static let columns = ScratchBuffer(0)`).
+public struct ScratchBuffer: Hashable, Sendable {
+    public let index: Int
+    public init(_ index: Int) {
+        precondition(index >= 0, "scratch buffer indices start at 0")
+        self.index = index
+    }
 }
 
 /// The tensors of one backward call.
@@ -128,6 +146,11 @@ public protocol Layer: AnyObject {
     var parameterFillers: [ParamMessage?] { get }
     /// The learnable tensors, assigned by the net.
     var parameters: [Tensor] { get set }
+    /// Indices of parameter blobs that are running statistics the layer
+    /// updates itself (BatchNorm's mean, variance and count), not learned:
+    /// the net gives them no gradient (lr_mult and decay_mult 0, as Caffe
+    /// forces) and refuses a `param { lr_mult }` other than 0 for them.
+    var statisticParameters: Set<Int> { get }
 
     /// Output shapes for these input shapes. Throws when they do not fit.
     func reshape(_ inputs: [Shape]) throws -> [Shape]
@@ -147,6 +170,7 @@ public protocol Layer: AnyObject {
 extension Layer {
     public var parameterShapes: [Shape] { [] }
     public var parameterFillers: [ParamMessage?] { parameterShapes.map { _ in nil } }
+    public var statisticParameters: Set<Int> { [] }
     public var hasBackward: Bool { true }
     public var backwardUses: BackwardUses { .all }
     public var macs: Int { 0 }

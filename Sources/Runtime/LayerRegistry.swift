@@ -20,9 +20,14 @@ public final class LayerRegistry: @unchecked Sendable {
     }
 
     private var entries: [String: Entry] = [:]
-    /// The error a plugin's registration reported (see `PluginABI`).
-    public var lastPluginError: String?
+    private var pluginError: String?
     private let lock = NSLock()
+
+    /// The error a plugin's registration reported (see `PluginABI`).
+    public var lastPluginError: String? {
+        get { lock.withLock { pluginError } }
+        set { lock.withLock { pluginError = newValue } }
+    }
 
     public init() {}
 

@@ -40,8 +40,8 @@ public final class Net {
     /// Parameter gradient tensors per node (allocated on first use).
     public private(set) var paramGrads: [[Tensor]]
     /// Per node, per parameter blob: the `param { }` spec in force (defaults
-    /// where the prototxt gives none). BatchNorm's statistics always have
-    /// lr_mult 0, as in Caffe. A blob with lr_mult 0 gets no gradient.
+    /// where the prototxt gives none). Running statistics (BatchNorm's) always
+    /// have lr_mult 0, as in Caffe. A blob with lr_mult 0 gets no gradient.
     public private(set) var paramSpecs: [[ParamSpec]] = []
     public let context: ExecutionContext
 
@@ -157,7 +157,7 @@ public final class Net {
                 layer.parameters = try Net.makeParameters(node: node, layer: layer, shared: &shared, rng: &fillRNG,
                                                           defaultWeightFiller: defaultWeightFiller)
             }
-            paramSpecs.append(try Net.effectiveParamSpecs(node: node, count: layer.parameterShapes.count))
+            paramSpecs.append(try Net.effectiveParamSpecs(node: node, layer: layer))
             layers.append(layer)
         }
         if !missing.isEmpty {
@@ -185,21 +185,22 @@ public final class Net {
             + "(\(MemoryBudget.describe(largest))), written by layer '\(node.name.clippedForDisplay())' (\(node.type)); use a smaller input or batch")
     }
 
-    /// The `param { }` specs of a node's parameter blobs, with Caffe's rule
-    /// that BatchNorm's mean, variance and count are statistics, not
-    /// learnable (lr_mult forced to 0; a non-zero one is an error).
-    static func effectiveParamSpecs(node: Node, count: Int) throws -> [ParamSpec] {
+    /// The `param { }` specs of a layer's parameter blobs, with Caffe's rule
+    /// that running statistics (`Layer.statisticParameters`: BatchNorm's mean,
+    /// variance and count) are not learnable: lr_mult forced to 0, a non-zero
+    /// one is an error.
+    static func effectiveParamSpecs(node: Node, layer: any Layer) throws -> [ParamSpec] {
+        let count = layer.parameterShapes.count
         var specs = (0..<count).map { $0 < node.paramSpecs.count ? node.paramSpecs[$0] : ParamSpec() }
-        if node.type == "BatchNorm" {
-            for j in specs.indices {
-                if j < node.paramSpecs.count && node.paramSpecs[j].lrMult != 0 {
-                    throw RuntimeError.layer(name: node.name, type: node.type,
-                        message: "param \(j) sets lr_mult \(node.paramSpecs[j].lrMult), but BatchNorm's blobs are running statistics, not learnable; remove the lr_mult or set it to 0 (put a Scale layer after BatchNorm for a learned scale and shift)",
-                        location: node.location)
-                }
-                specs[j].lrMult = 0
-                specs[j].decayMult = 0
+        for j in layer.statisticParameters.sorted() where j < count {
+            if j < node.paramSpecs.count && node.paramSpecs[j].lrMult != 0 {
+                throw RuntimeError.layer(name: node.name, type: node.type,
+                    message: "param \(j) sets lr_mult \(node.paramSpecs[j].lrMult), but this blob holds running statistics, not learnable weights; remove the lr_mult or set it to 0"
+                        + (node.type == "BatchNorm" ? " (put a Scale layer after BatchNorm for a learned scale and shift)" : ""),
+                    location: node.location)
             }
+            specs[j].lrMult = 0
+            specs[j].decayMult = 0
         }
         return specs
     }

@@ -15,8 +15,9 @@
 /// The tool reads the version first and refuses a plugin built against
 /// another one; then it calls `register` with its registry.
 public enum PluginABI {
-    /// Bumped whenever the Layer protocol or the registry changes incompatibly.
-    public static let version: Int32 = 1
+    /// Bumped whenever the Layer protocol or the registry changes incompatibly
+    /// (2: `Layer.statisticParameters`).
+    public static let version: Int32 = 2
     public static let versionSymbol = "inverse_set_plugin_abi_version"
     public static let entryPoint = "inverse_set_plugin_register"
 

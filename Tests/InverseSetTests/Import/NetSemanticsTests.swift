@@ -46,8 +46,8 @@ struct NetSemanticsTests {
     }
 
     @Test func badNetStructureIsAnError() throws {
-        #expect(throws: ImportError.self) {
-            try graph(header + "layer { name: \"r\" type: \"ReLU\" bottom: \"nope\" top: \"y\" }")
+        expectError("'r'", "nope") {
+            _ = try graph(header + "layer { name: \"r\" type: \"ReLU\" bottom: \"nope\" top: \"y\" }")
         }
         do {
             _ = try graph(header + "layer { name: \"r\" type: \"ReLU\" bottom: \"x\" top: \"y\" }\nlayer { name: \"s\" type: \"ReLU\" bottom: \"x\" top: \"y\" }")

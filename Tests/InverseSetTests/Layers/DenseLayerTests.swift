@@ -14,24 +14,6 @@ import TestSupport
 struct DenseLayerTests {
     // MARK: - Helpers
 
-    func expectGradients(_ text: String, _ shapes: [Shape], seed: UInt64 = 1, checkParams: Bool = true,
-                         inputs: [Tensor]? = nil, outputs: Int = 1, threshold: Double = 1e-3,
-                         convolution: ConvolutionAlgorithm = .automatic, stepsize: Double = 1e-2,
-                         sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
-        let failures = try checkLayerGradients(text, inputShapes: shapes, seed: seed, stepsize: stepsize, threshold: threshold,
-                                               outputs: outputs, checkParams: checkParams, inputs: inputs,
-                                               convolution: convolution)
-        #expect(failures.isEmpty, "\(text) \(shapes): \(failures.prefix(5).joined(separator: "; ")) (\(failures.count) failures)",
-                sourceLocation: sourceLocation)
-    }
-
-    func randomTensor(_ shape: Shape, seed: UInt64) -> Tensor {
-        var rng = SplitMix64(seed: seed)
-        let t = Tensor(shape: shape)
-        for i in 0..<t.count { t[i] = rng.gaussian() }
-        return t
-    }
-
     /// Distinct values (a shuffled ramp with step 0.05), so max pooling has
     /// no near-ties for the finite differences to cross.
     func distinctTensor(_ shape: Shape, seed: UInt64) -> Tensor {
@@ -62,14 +44,6 @@ struct DenseLayerTests {
                    params: net.layers.last!.parameters, pgrads: net.paramGrads.last ?? [])
     }
 
-    func expectClose(_ ours: Tensor, _ ref: [Float], _ tol: Double, _ what: String,
-                     sourceLocation: Testing.SourceLocation = #_sourceLocation) {
-        #expect(ours.count == ref.count, "\(what): \(ours.count) values, reference \(ref.count)", sourceLocation: sourceLocation)
-        guard ours.count == ref.count else { return }
-        let err = relativeError(ours.array, ref)
-        #expect(err <= tol, "\(what): relative error \(err)", sourceLocation: sourceLocation)
-    }
-
     /// Each case, with each convolution algorithm, against the nested-loop
     /// reference `naive`: y, dx, dW and db within 1e-5.
     func expectMatchesNaive(_ type: String, _ cases: [(Shape, ConvCfg)], seed: UInt64,
@@ -81,10 +55,10 @@ struct DenseLayerTests {
                 let r = try run("type: \"\(type)\" " + cfg.text, [x], seed: UInt64(i + 1), convolution: algorithm)
                 let ref = naive(x, r.params[0], cfg.bias ? r.params[1] : nil, cfg, r.dy)
                 let what = "\(type) \(i) \(algorithm)"
-                expectClose(r.out, ref.y, 1e-5, "\(what) forward", sourceLocation: sourceLocation)
-                expectClose(r.dx[0], ref.dx, 1e-5, "\(what) dx", sourceLocation: sourceLocation)
-                expectClose(r.pgrads[0], ref.dw, 1e-5, "\(what) dW", sourceLocation: sourceLocation)
-                if cfg.bias { expectClose(r.pgrads[1], ref.db, 1e-5, "\(what) db", sourceLocation: sourceLocation) }
+                expectClose(r.out, ref.y, "\(what) forward", tol: 1e-5, sourceLocation: sourceLocation)
+                expectClose(r.dx[0], ref.dx, "\(what) dx", tol: 1e-5, sourceLocation: sourceLocation)
+                expectClose(r.pgrads[0], ref.dw, "\(what) dW", tol: 1e-5, sourceLocation: sourceLocation)
+                if cfg.bias { expectClose(r.pgrads[1], ref.db, "\(what) db", tol: 1e-5, sourceLocation: sourceLocation) }
             }
         }
     }
@@ -310,7 +284,7 @@ struct DenseLayerTests {
         let text = "type: \"Convolution\" convolution_param { num_output: 2 kernel_size: 2 }"
         try expectGradients(text, [[2, 2, 4, 4], [2, 2, 4, 4]], outputs: 2)
         // Caffe requires every input to have the first one's shape.
-        #expect(throws: (any Error).self) {
+        expectError("layer 'test' (Convolution)", "all inputs must have the same shape") {
             _ = try singleLayerNet(text, inputShapes: [Shape([1, 2, 4, 4]), Shape([2, 2, 4, 4])], outputs: 2)
         }
     }
@@ -391,11 +365,11 @@ struct DenseLayerTests {
             ("convolution_param { num_output: 2 kernel_size: 3 }", [2, 5, 5]),                       // 1 spatial axis
         ]
         for (p, s) in bad {
-            #expect(throws: (any Error).self, "\(p)") { _ = try singleLayerNet("type: \"Convolution\" " + p, inputShapes: [s]) }
+            expectError("layer 'test' (Convolution)") { _ = try singleLayerNet("type: \"Convolution\" " + p, inputShapes: [s]) }
         }
         // A new input with other channels no longer fits the weights.
         let n2 = try singleLayerNet("type: \"Convolution\" convolution_param { num_output: 2 kernel_size: 3 }", inputShapes: [Shape([1, 2, 5, 5])])
-        #expect(throws: (any Error).self) { try n2.reshape(["data": Shape([1, 3, 5, 5])]) }
+        expectError("layer 'test' (Convolution)", "has 3 channels but the weights were made for 2") { try n2.reshape(["data": Shape([1, 3, 5, 5])]) }
         try n2.reshape(["data": Shape([4, 2, 8, 6])])
         #expect(try n2.shape("out") == Shape([4, 2, 6, 4]))
     }
@@ -467,7 +441,7 @@ struct DenseLayerTests {
         #expect(net.layers.last!.parameterShapes == [Shape([3, 2, 4, 4]), Shape([6])])
         let wantMACs: Int = 2 * 3 * 5 * 7 * 2 * 16      // N C H W (Cout/G) kh kw
         #expect(net.macs.last == wantMACs)
-        #expect(throws: (any Error).self) {
+        expectError("layer 'test' (Deconvolution)", "is empty; the padding 1x1 is too large") {
             _ = try singleLayerNet("type: \"Deconvolution\" convolution_param { num_output: 2 kernel_size: 1 pad: 1 }", inputShapes: [Shape([1, 2, 2, 2])])
         }
     }
@@ -514,18 +488,18 @@ struct DenseLayerTests {
                 }
             }
             #expect(r.out.shape == Shape(Array(shape.dims[0..<axis]) + [nOut]))
-            expectClose(r.out, y, 1e-5, "ip \(i) forward")
-            expectClose(r.dx[0], dx.map(Float.init), 1e-5, "ip \(i) dx")
-            expectClose(r.pgrads[0], dw.map(Float.init), 1e-5, "ip \(i) dW")
-            if bias { expectClose(r.pgrads[1], db.map(Float.init), 1e-5, "ip \(i) db") }
+            expectClose(r.out, y, "ip \(i) forward", tol: 1e-5)
+            expectClose(r.dx[0], dx.map(Float.init), "ip \(i) dx", tol: 1e-5)
+            expectClose(r.pgrads[0], dw.map(Float.init), "ip \(i) dW", tol: 1e-5)
+            if bias { expectClose(r.pgrads[1], db.map(Float.init), "ip \(i) db", tol: 1e-5) }
         }
     }
 
     @Test func innerProductErrors() throws {
-        #expect(throws: (any Error).self) { _ = try singleLayerNet("type: \"InnerProduct\" inner_product_param { }", inputShapes: [Shape([2, 3])]) }
-        #expect(throws: (any Error).self) { _ = try singleLayerNet("type: \"InnerProduct\" inner_product_param { num_output: 2 axis: 3 }", inputShapes: [Shape([2, 3])]) }
+        expectError("layer 'test' (InnerProduct)", "num_output must be > 0") { _ = try singleLayerNet("type: \"InnerProduct\" inner_product_param { }", inputShapes: [Shape([2, 3])]) }
+        expectError("layer 'test' (InnerProduct)", "axis 3 is out of range") { _ = try singleLayerNet("type: \"InnerProduct\" inner_product_param { num_output: 2 axis: 3 }", inputShapes: [Shape([2, 3])]) }
         let net = try singleLayerNet("type: \"InnerProduct\" inner_product_param { num_output: 2 }", inputShapes: [Shape([2, 3, 4])])
-        #expect(throws: (any Error).self) { try net.reshape(["data": Shape([2, 4, 4])]) }
+        expectError("layer 'test' (InnerProduct)", "to 16 features, but the weights were made for 12") { try net.reshape(["data": Shape([2, 4, 4])]) }
         try net.reshape(["data": Shape([5, 12])])
         #expect(try net.shape("out") == Shape([5, 2]))
     }
@@ -578,12 +552,12 @@ struct DenseLayerTests {
             let r = try run(text, [x])
             let (shape, ref, args) = naivePool(x, max: isMax, k: k, s: st, p: p, ceil: ceil)
             #expect(r.out.shape == shape, "pool \(i) shape")
-            expectClose(r.out, ref, 1e-6, "pool \(i) forward")
+            expectClose(r.out, ref, "pool \(i) forward", tol: 1e-6)
             if isMax {
                 // The gradient goes to the first maximum of each window.
                 var dx = [Float](repeating: 0, count: x.count)
                 for (o, a) in args.enumerated() where a >= 0 { dx[a] += r.dy[o] }
-                expectClose(r.dx[0], dx, 1e-6, "pool \(i) backward")
+                expectClose(r.dx[0], dx, "pool \(i) backward", tol: 1e-6)
             }
         }
     }
@@ -638,9 +612,9 @@ struct DenseLayerTests {
             "pool: STOCHASTIC kernel_size: 2 pad: 1",
         ]
         for p in bad {
-            #expect(throws: (any Error).self, "\(p)") { _ = try singleLayerNet("type: \"Pooling\" pooling_param { \(p) }", inputShapes: [Shape([1, 1, 6, 6])]) }
+            expectError("layer 'test' (Pooling)") { _ = try singleLayerNet("type: \"Pooling\" pooling_param { \(p) }", inputShapes: [Shape([1, 1, 6, 6])]) }
         }
-        #expect(throws: (any Error).self) {
+        expectError("layer 'test' (Pooling)", "input must have 4 axes") {
             _ = try singleLayerNet("type: \"Pooling\" pooling_param { pool: MAX kernel_size: 2 }", inputShapes: [Shape([2, 6, 6])])
         }
     }
@@ -688,10 +662,10 @@ struct DenseLayerTests {
             let x = randomTensor(s, seed: UInt64(500 + i))
             let text = "type: \"LRN\" lrn_param { local_size: \(size) alpha: \(alpha) beta: \(beta) k: \(k) norm_region: \(within ? "WITHIN_CHANNEL" : "ACROSS_CHANNELS") }"
             let y = try forwardLayer(text, inputs: [x]).outputs[0]
-            expectClose(y, naiveLRN(x, size: size, alpha: alpha, beta: beta, k: k, within: within), 1e-5, "lrn \(i)")
+            expectClose(y, naiveLRN(x, size: size, alpha: alpha, beta: beta, k: k, within: within), "lrn \(i)", tol: 1e-5)
         }
-        #expect(throws: (any Error).self) { _ = try singleLayerNet("type: \"LRN\" lrn_param { local_size: 4 }", inputShapes: [Shape([1, 4, 2, 2])]) }
-        #expect(throws: (any Error).self) { _ = try singleLayerNet("type: \"LRN\"", inputShapes: [Shape([1, 4, 2])]) }
+        expectError("layer 'test' (LRN)", "odd positive values for local_size (got 4)") { _ = try singleLayerNet("type: \"LRN\" lrn_param { local_size: 4 }", inputShapes: [Shape([1, 4, 2, 2])]) }
+        expectError("layer 'test' (LRN)", "input must have 4 axes") { _ = try singleLayerNet("type: \"LRN\"", inputShapes: [Shape([1, 4, 2])]) }
     }
 
     // MARK: - Large shapes (threaded kernels)

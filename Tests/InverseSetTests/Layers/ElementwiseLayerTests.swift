@@ -13,26 +13,6 @@ import TestSupport
 struct ElementwiseLayerTests {
     // MARK: - Helpers
 
-    /// Runs checkLayerGradients and reports each failure.
-    func expectGradients(_ text: String, _ shapes: [Shape], seed: UInt64 = 1, kink: Float? = nil,
-                         kinkRange: Float = -1, positive: Bool = false, checkParams: Bool = true,
-                         checkInputs: [Int]? = nil, threshold: Double = 1e-3,
-                         sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
-        let failures = try checkLayerGradients(text, inputShapes: shapes, seed: seed, threshold: threshold,
-                                               kink: kink, kinkRange: kinkRange, checkInputs: checkInputs,
-                                               positiveInputs: positive, checkParams: checkParams)
-        #expect(failures.isEmpty, "\(text) \(shapes): \(failures.prefix(5).joined(separator: "; ")) (\(failures.count) failures)",
-                sourceLocation: sourceLocation)
-    }
-
-    /// A tensor of N(0, 1) values (plus `offset`), reproducible from `seed`.
-    func randomTensor(_ shape: Shape, seed: UInt64, offset: Float = 0) -> Tensor {
-        var rng = SplitMix64(seed: seed)
-        let t = Tensor(shape: shape)
-        for i in 0..<t.count { t[i] = rng.gaussian() + offset }
-        return t
-    }
-
     func maxRelError(_ a: Tensor, _ b: [Float]) -> Double { relativeError(a.array, b) }
 
     func feeds(_ net: Net, _ inputs: [Tensor]) -> [String: Tensor] {
@@ -88,6 +68,34 @@ struct ElementwiseLayerTests {
         try expectGradients(#"type: "ReLU" relu_param { negative_slope: 0.3 }"#, [[3, 7]], seed: 2, kink: 0, kinkRange: 0.02)
     }
 
+    /// The vectorised ReLU (eight lanes, a scalar tail, threads on large
+    /// blobs) gives exactly the scalar select `x > 0 ? x : s x` and its
+    /// backward `x > 0 ? dy : s dy`, bit for bit, on NaN, -0, +-inf and
+    /// denormals, wherever they fall (vector body or tail, any thread).
+    @Test(arguments: [Float(0), 0.3])
+    func reluIsTheScalarSelectOnSpecialValues(_ slope: Float) throws {
+        let special: [Float] = [.nan, -0.0, 0.0, -.infinity, .infinity, -.leastNonzeroMagnitude, .leastNonzeroMagnitude,
+                                -1.5, 2.5, .greatestFiniteMagnitude, -.greatestFiniteMagnitude, -.nan]
+        func same(_ a: Float, _ b: Float) -> Bool { a.isNaN ? b.isNaN : a.bitPattern == b.bitPattern }
+        // 20,003 values: split between threads, with a scalar tail of three.
+        let n = 20_003
+        let x = Tensor(shape: [1, n], values: (0..<n).map { special[($0 * 7) % special.count] })
+        let dy = Tensor(shape: [1, n], values: (0..<n).map { [Float(1.25), -0.0, -3, .nan, .infinity][$0 % 5] })
+        let net = try singleLayerNet(#"type: "ReLU" relu_param { negative_slope: \#(slope) }"#, inputShapes: [[1, n]])
+        try net.forward(["data": x])
+        let out = try net.resolve("out")
+        let y = try #require(net.tensor(out)).array
+        let grads = try net.backward(seeds: [out: dy], gradientsFor: net.graph.inputs, paramGrads: false)
+        let dx = try #require(grads[net.graph.inputs[0]]).array
+        var wrong: [String] = []
+        for i in 0..<n {
+            let v = x[i], g = dy[i]
+            if !same(y[i], v > 0 ? v : v * slope) { wrong.append("y[\(i)] = \(y[i]) for x = \(v)") }
+            if !same(dx[i], v > 0 ? g : g * slope) { wrong.append("dx[\(i)] = \(dx[i]) for x = \(v), dy = \(g)") }
+        }
+        #expect(wrong.isEmpty, "slope \(slope): \(wrong.prefix(5)) (\(wrong.count) differ)")
+    }
+
     @Test func preluGradients() throws {
         try expectGradients(#"type: "PReLU""#, [[2, 3, 4, 5]], kink: 0, kinkRange: 0.02)
         try expectGradients(#"type: "PReLU" prelu_param { channel_shared: true }"#, [[2, 4, 3, 3]], seed: 3, kink: 0, kinkRange: 0.02)
@@ -125,9 +133,7 @@ struct ElementwiseLayerTests {
     @Test func neuronForwardValues() throws {
         let x = Tensor(shape: [1, 7], values: [-3, -1, -0.25, 0, 0.3, 1, 4])
         func run(_ text: String) throws -> [Float] { try forwardLayer(text, inputs: [x]).outputs[0].array }
-        func expectClose(_ a: [Float], _ b: [Double], _ what: String) {
-            #expect(relativeError(a, b.map(Float.init)) < 1e-6, "\(what): \(a) vs \(b)")
-        }
+        func expectClose(_ a: [Float], _ b: [Double], _ what: String) { TestSupport.expectClose(a, b, what, tol: 1e-6) }
         let xs = x.array.map(Double.init)
         expectClose(try run(#"type: "ELU" elu_param { alpha: 0.7 }"#), xs.map { $0 > 0 ? $0 : 0.7 * (exp($0) - 1) }, "ELU")
         expectClose(try run(#"type: "Sigmoid""#), xs.map { 1 / (1 + exp(-$0)) }, "Sigmoid")
@@ -189,7 +195,7 @@ struct ElementwiseLayerTests {
     @Test func thresholdHasNoBackward() throws {
         let net = try singleLayerNet(#"type: "Threshold" threshold_param { threshold: 0.2 }"#, inputShapes: [[2, 3]])
         #expect(net.layers.last!.hasBackward == false)
-        #expect(throws: (any Error).self) {
+        expectError("layer 'test' (Threshold)", "has no backward pass") {
             _ = try net.plan(seeds: [try net.resolve("out")], gradientsFor: net.graph.inputs)
         }
     }
@@ -255,6 +261,17 @@ struct ElementwiseLayerTests {
             let d = Double(x[(n * C + c) * S + i]) - m[c]; v[c] += d * d
         } } }
         return (m.map { Float($0) }, v.map { Float($0 / M) })
+    }
+
+    /// BatchNorm's blobs are statistics (the layer contract's
+    /// `statisticParameters`): lr_mult forced to 0, a non-zero one refused.
+    @Test func batchNormStatisticsAreNotLearnable() throws {
+        let net = try singleLayerNet(#"type: "BatchNorm" param { lr_mult: 0 }"#, inputShapes: [[2, 3, 2, 2]])
+        #expect(net.paramSpecs.last?.map(\.lrMult) == [0, 0, 0])
+        #expect(net.paramSpecs.last?.map(\.decayMult) == [0, 0, 0])
+        expectError("layer 'test' (BatchNorm)", "param 1 sets lr_mult 1", "running statistics") {
+            _ = try singleLayerNet(#"type: "BatchNorm" param { lr_mult: 0 } param { lr_mult: 1 }"#, inputShapes: [[2, 3, 2, 2]])
+        }
     }
 
     @Test func batchNormGlobalStatsForwardAndGradient() throws {
@@ -335,7 +352,9 @@ struct ElementwiseLayerTests {
 
     @Test func batchNormRejectsChannelChange() throws {
         let net = try singleLayerNet(#"type: "BatchNorm""#, inputShapes: [[2, 3, 4]])
-        #expect(throws: (any Error).self) { try net.forward(["data": Tensor(shape: [2, 4, 4])]) }
+        expectError("layer 'test' (BatchNorm)", "has 4 channels but the layer (and its statistics) has 3") {
+            try net.forward(["data": Tensor(shape: [2, 4, 4])])
+        }
     }
 
     // MARK: - Scale and Bias
@@ -473,7 +492,7 @@ struct ElementwiseLayerTests {
                 }
             }
         }
-        #expect(throws: (any Error).self) { try forwardLayer(#"type: "MVN""#, inputs: [Tensor(shape: [1, 2, 2, 2, 2])]) }
+        expectError("layer 'test' (MVN)", "at most 4 axes") { _ = try forwardLayer(#"type: "MVN""#, inputs: [Tensor(shape: [1, 2, 2, 2, 2])]) }
     }
 
     @Test func mvnGradients() throws {
@@ -506,7 +525,8 @@ struct ElementwiseLayerTests {
             (#"type: "ReLU""#, [x, x]),
         ]
         for (text, inputs) in bad {
-            #expect(throws: (any Error).self, "\(text) should be rejected") { try forwardLayer(text, inputs: inputs) }
+            // Refused while the layer is built, by name (not by a mistake in the test's text).
+            expectError("layer 'test'") { _ = try forwardLayer(text, inputs: inputs) }
         }
     }
 

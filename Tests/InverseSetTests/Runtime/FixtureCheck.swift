@@ -99,7 +99,13 @@ func checkFixture(dir: String, graph: Graph, registry: LayerRegistry, name: Stri
     for (blob, dims) in meta.blobs where !blob.contains("_split_") && onlyBlobs == nil {
         #expect(try net.shape(blob) == Shape(dims), "\(name): shape of \(blob)")
     }
-    for (blob, path) in fixtureFiles(dir, prefix: "fwd_") where !blob.contains("_split_") {
+    let forwardFiles = fixtureFiles(dir, prefix: "fwd_")
+    // A case without Caffe's outputs would compare nothing and pass.
+    #expect(!forwardFiles.isEmpty, "\(name): no fwd_*.npy files in \(dir)")
+    if meta.backward != nil {
+        #expect(!fixtureFiles(dir, prefix: "topdiff_").isEmpty, "\(name): meta.json has a backward pass but \(dir) holds no topdiff_*.npy")
+    }
+    for (blob, path) in forwardFiles where !blob.contains("_split_") {
         if let only = onlyBlobs, !only.contains(blob) { continue }
         let ref = try NPY.read(path)
         let ours = try #require(try net.blob(blob), "\(name): blob \(blob)")

@@ -22,7 +22,7 @@ struct DatasetTests {
         #expect(img.hwc.allSatisfy { $0 >= 0 && $0 <= 1 } && img.hwc.contains { $0 > 0.5 })
         // Fashion-MNIST's first test image is an ankle boot (class 9).
         #expect(test.labels?[0] == 9)
-        #expect(throws: SamplerError.self) { try ImageDataset.load(fashion, split: "validation") }
+        expectError("unknown split 'validation'") { _ = try ImageDataset.load(fashion, split: "validation") }
     }
 
     @Test func pngFolderListAndArrayGiveTheSamePixels() throws {

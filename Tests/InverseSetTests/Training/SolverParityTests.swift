@@ -71,9 +71,7 @@ struct SolverParityTests {
         }
         let statePath = dir + "/caffe.solverstate"
         if FileManager.default.fileExists(atPath: statePath) {
-            let data = try #require(FileManager.default.contents(atPath: statePath))
-            let state = try SolverState(message: try CaffeModel.decodeBinary([UInt8](data), type: "caffe.SolverState", file: statePath),
-                                        file: statePath)
+            let state = try CaffeModel.readSolverState(statePath)
             #expect(state.iter == 20)
             #expect(state.history.count == run.solver.history.count)
             for (h, refBlob) in zip(run.solver.history, state.history) {

@@ -35,24 +35,7 @@ enum TrainingSupport {
 
     /// Writes snapshots with the importer's writers (what the CLI does).
     static func writer() -> SnapshotWriter {
-        SnapshotWriter(
-            writeWeights: { g, path in try CaffeModel.writeCaffemodel(g, to: path) },
-            writeState: { state, path in
-                guard let schema = CaffeSchemaRegistry.shared.schema("caffe.SolverState") else {
-                    throw RuntimeError.input("no caffe.SolverState schema")
-                }
-                let bytes = try CaffeModel.encodeBinary(state.message(schema: schema))
-                guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
-                    throw RuntimeError.input("cannot write \(path)")
-                }
-            })
-    }
-
-    /// Reads a .solverstate back (what the CLI does on --resume).
-    static func readState(_ path: String) throws -> SolverState {
-        guard let data = FileManager.default.contents(atPath: path) else { throw RuntimeError.input("cannot read \(path)") }
-        let m = try CaffeModel.decodeBinary([UInt8](data), type: "caffe.SolverState", file: path)
-        return try SolverState(message: m, file: path)
+        SnapshotWriter(writeWeights: CaffeModel.writeCaffemodel, writeState: CaffeModel.writeSolverState)
     }
 
     /// A deterministic regression problem: x ~ N(0, 1) of (n, d), t = x A + 0.1.
