@@ -17,7 +17,7 @@ struct StatsCommand: ParsableCommand {
         Example: inverse-set stats --blobs fc8,fc6 --units 0-9
         """)
 
-    @Option(help: "Pipeline file whose classifier and preprocessing are used.") var pipeline: String = "Models/fashion/pipeline.json"
+    @Option(help: "Pipeline file whose classifier and preprocessing are used.") var pipeline: String = BuildInfo.defaultPipeline
     @Option(help: "Dataset (default: the pipeline's data.dataset).") var dataset: String?
     @Option(help: "Split of an IDX folder (default: test).") var split: String = "test"
     @Option(help: "Comma-separated classifier blobs.") var blobs: String
