@@ -14,7 +14,7 @@ struct Init: ParsableCommand {
         A file with filled layers is marked as random in its net name: every command that loads it warns, and sample reports show it. Name it so that it cannot pass for trained weights (random_*.caffemodel); a file listed in a SHA256SUMS next to it (the real weights of tools/fetch-paper-models) is never overwritten.
 
         Example: inverse-set init Models/caffenet/deploy.prototxt --out Models/caffenet-fc6/random_caffenet.caffemodel
-        """)
+        """.reflowed)
 
     @Argument(help: "Network definition (.prototxt).") var prototxt: String
     @Option(help: "Output .caffemodel.") var out: String
@@ -91,7 +91,8 @@ extension Init {
 /// `inverse-set layers`
 struct ListLayers: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "layers",
-        abstract: "List the registered layer types, built-in and from plugins.")
+        abstract: "List the registered layer types, built-in and from plugins.",
+        discussion: "Example: inverse-set layers --plugin .build/release/libMishPlugin.so")
     @OptionGroup var common: CommonOptions
 
     func run() throws {

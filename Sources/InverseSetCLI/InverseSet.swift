@@ -8,7 +8,7 @@ struct InverseSet: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inverse-set",
         abstract: "Import Caffe models, run them with autodiff, and sample the inverse set of a neuron.",
-        discussion: "Example: inverse-set sample --neuron fc8:7 --range 10:15 -n 50 --out out/sneaker",
+        discussion: "Example: inverse-set sample --neuron fc8:7 --range 10:15 --out out/sneaker",
         version: BuildInfo.versionLine,
         subcommands: [Inspect.self, Run.self, Init.self, SampleCommand.self, EvaluateCommand.self, StatsCommand.self, AtlasCommand.self, DiversityCommand.self, Bench.self, Train.self, Score.self, ListLayers.self])
 }
@@ -45,6 +45,24 @@ extension InverseSet {
         guard s.hasPrefix("-"), s.count > 1 else { return false }
         let next = s[s.index(after: s.startIndex)]
         return next.isNumber || next == "."
+    }
+}
+
+extension String {
+    /// Help text as paragraphs: the lines of each paragraph joined with
+    /// spaces, so that ArgumentParser wraps them at the terminal's width
+    /// instead of keeping the source's line breaks (ragged lines). A line that
+    /// starts with spaces (a code or JSON sample) keeps its own line.
+    var reflowed: String {
+        var out: [String] = []
+        for line in split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+            if let last = out.last, !last.isEmpty, !line.isEmpty, !line.hasPrefix(" "), !last.hasPrefix(" ") {
+                out[out.count - 1] = last + " " + line
+            } else {
+                out.append(line)
+            }
+        }
+        return out.joined(separator: "\n")
     }
 }
 

@@ -19,7 +19,7 @@ struct Run: ParsableCommand {
         PNG inputs: several files for one input (--input data=a.png,b.png or the flag repeated) make one batch, one image per item. Their preprocessing comes from the flags, else from a pipeline file (*.json) in the prototxt's folder that uses this net as its classifier (its data.preprocess), else Caffe's ImageNet defaults for a 3-channel input (--raw-scale 255 --channel-swap 2,1,0); a 1-channel input needs --raw-scale. When an output is a class vector, the top 5 classes of each item are printed (names from --labels or that pipeline's labels file).
 
         Example: inverse-set run Models/fashion/classifier_deploy.prototxt --weights Models/fashion/classifier.caffemodel --input data=sneaker.png --out out/run
-        """)
+        """.reflowed)
 
     @Argument(help: "Network definition (.prototxt).") var prototxt: String
     @Option(help: "Trained weights (.caffemodel); without it, the layers' fillers initialise weights.") var weights: String?

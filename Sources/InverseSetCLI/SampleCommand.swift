@@ -21,7 +21,7 @@ struct SampleCommand: ParsableCommand {
         The default method (inverse-set, variant data) starts its walkers from the codes of real images of the pipeline's dataset (data.dataset, training split) and keeps the samples realistic and spaced apart; --variant paper runs the paper's algorithm as published (docs/algorithm.md). When the pipeline names a dataset (or with --dataset), the report judges the samples against the real images in the band (test split; see `inverse-set evaluate`).
 
         Output (written as produced; rerun the same command to resume, also after Ctrl-C, or with a larger -n to extend): DIR/sheet.png, DIR/samples/NNNN.png, DIR/samples.json, DIR/state.json, DIR/codes.npy, DIR/embeddings.npy, DIR/report.html, DIR/evaluation.json (docs/outputs.md). The last line printed is a JSON summary: {"accepted", "in_band", "diversity", "steps", "seconds", "trunk_passes_per_step"} (steps and seconds over all segments of the folder). Exit status: 0 when every band got its n samples; 2 when a band did not within --max-steps or stalled (what was found is kept, and stderr names the closest activations reached); 1 on an error; 130 after Ctrl-C.
-        """)
+        """.reflowed)
 
     @Option(help: "Pipeline file naming G, f and E (the shipped Fashion-MNIST one is found from any directory).")
     var pipeline: String = BuildInfo.defaultPipeline

@@ -24,7 +24,9 @@ struct Score: ParsableCommand {
         --stats-out DIR, and DIR/BLOB.upper.txt = min(max, mean + 3 std), a robust upper
         bound for code boxes. The last line of stdout is a JSON object: "iterations", "outputs"
         (name -> mean) and, with --stats, "stats" (blob -> file prefix).
-        """)
+
+        Example: inverse-set score Models/fashion/classifier_train.prototxt --weights Models/fashion/classifier.caffemodel --iterations 100
+        """.reflowed)
 
     @Argument(help: "Network definition (.prototxt) with data layers for the TEST phase.") var prototxt: String
     @Option(help: "Trained weights (.caffemodel); comma-separated for several.") var weights: String?
