@@ -118,6 +118,9 @@ struct SampleCommand: ParsableCommand {
             var context = Report.Context(neurons: neurons, labels: Self.neuronLabels(loaded.pipeline, classNames: loaded.labels),
                                          classNames: loaded.labels, notes: outcome.notes, facts: outcome.facts)
             context.columns = columns; context.tile = tile; context.tileLabels = labelTiles
+            if labelTiles && evaluation == nil {
+                context.topClasses = try loaded.topClasses(of: folder, restoring: zip(specs, bandSets[0]).map { ($0, $1) })
+            }
             try Report.write(folder: folder, context: context, evaluation: evaluation)
             for note in outcome.notes { FileHandle.standardError.write(Data("inverse-set: note: \(note)\n".utf8)) }
             let sheet = FileManager.default.fileExists(atPath: out + "/sheet.png") ? "sheet: \(out)/sheet.png  " : "no sheet (no sample)  "

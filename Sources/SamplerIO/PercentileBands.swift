@@ -58,3 +58,28 @@ public enum PercentileBands {
         }
     }
 }
+
+extension LoadedPipeline {
+    /// The classifier's top class of each sample of `folder`, by name, when
+    /// the pipeline has labels and f has a class vector of as many units
+    /// (read through G and the glue from the saved codes); [:] otherwise.
+    /// The pipeline's neurons are restored afterwards.
+    public func topClasses(of folder: SampleFolder, restoring neurons: [(NeuronSpec, Band)]) throws -> [Int: String] {
+        let f = pipeline.classifier
+        guard !labels.isEmpty, !folder.codes.isEmpty,
+              let blob = f.graph.blobNames.last(where: { name in
+                  guard let v = f.graph.value(named: name) else { return false }
+                  let s = f.shapes[v.index]
+                  return s.rank >= 2 && s[1] == labels.count && s.count(from: 2) == 1
+              }) else { return [:] }
+        let any = try Band(low: 0, high: 1)
+        try pipeline.setNeurons(try (0..<labels.count).map { (try NeuronSpec(parsing: "\(blob):\($0)"), any) })
+        defer { try? pipeline.setNeurons(neurons) }
+        let out = try generate(PointSet(rows: folder.codes, dim: folder.codes[0].count))
+        var top: [Int: String] = [:]
+        for (i, a) in out.activations.enumerated() {
+            if let best = a.indices.max(by: { a[$0] < a[$1] }) { top[i] = labels[best] }
+        }
+        return top
+    }
+}

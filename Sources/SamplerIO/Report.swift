@@ -19,6 +19,8 @@ public enum Report {
         public var columns: Int?
         public var tile: Int?
         public var tileLabels = false
+        /// Top class name per sample index, for the captions when no evaluation gives them.
+        public var topClasses: [Int: String] = [:]
         public init(neurons: [String], labels: [String], classNames: [String], notes: [String], facts: [[String: Double]]) {
             self.neurons = neurons; self.labels = labels; self.classNames = classNames; self.notes = notes; self.facts = facts
         }
@@ -29,7 +31,7 @@ public enum Report {
         let records = folder.manifest.samples
         let bandSets = folder.manifest.bands
         // The top class of each evaluated sample, for the tile captions.
-        var topClass: [Int: String] = [:]
+        var topClass = context.topClasses
         for bf in evaluation?.bands ?? [] {
             for (j, idx) in bf.sampleIndices.enumerated() {
                 if let t = bf.topClass?[j] { topClass[idx] = t < context.classNames.count ? context.classNames[t] : String(t) }

@@ -8,7 +8,10 @@ import TestSupport
 /// `.build/` as the README's reader does, with the build's folder on PATH as
 /// its `export PATH=...` line puts it. The set-up and build commands around
 /// them (`bash tools/setup.sh`, `swift build`) and `bash tools/test.sh` are
-/// not rerun: they are what produced this test.
+/// not rerun: they are what produced this test. The examples run one after
+/// another, in the README's order: later ones read what earlier ones write
+/// (the random weights of `init`).
+@Suite(.serialized)
 struct ReadmeExampleTests {
     /// The commands of the README's ```sh blocks that call the tool, as written.
     static func examples() throws -> [String] {

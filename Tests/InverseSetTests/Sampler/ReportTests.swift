@@ -69,6 +69,25 @@ struct ReportTests {
         #expect(sheet.width > 2 + 5 * (32 + 2) && sheet.width < 2 + 5 * (32 + 2) + 200, "width \(sheet.width)")
     }
 
+    /// Captions name the classifier's top class when the pipeline has labels,
+    /// also without a dataset: same tiles, longer captions than without labels.
+    @Test func tileCaptionsNameTheTopClass() throws {
+        let dir = try temporaryDirectory("captions")
+        let args = ["--neuron", "ip2:3=4:9", "-n", "4", "--seed", "3", "--threads", "1", "--columns", "4", "--tile", "40", "--label-tiles"]
+        let plain = try runCLI(["sample", "--pipeline", pipeline, "--out", dir + "/plain"] + args)
+        let labelled = try runCLI(["sample", "--pipeline", Paths.root + "/Tests/Fixtures/sampler/labelled_pipeline.json",
+                                   "--out", dir + "/labelled"] + args)
+        #expect(plain.status == 0 && labelled.status == 0, "\(plain.stderr)\n\(labelled.stderr)")
+        let a = try PNGImage.read(dir + "/plain/sheet.png"), b = try PNGImage.read(dir + "/labelled/sheet.png")
+        #expect(a.width == b.width && a.height == b.height && a.height == 2 + 40 + 10 + 2)
+        // Ink per pixel row: the tiles (rows 2..<42) are the same, the caption strip has more text.
+        func ink(_ img: PNGImage, _ rows: Range<Int>) -> Int {
+            rows.reduce(0) { acc, y in acc + (0..<(img.width * img.channels)).filter { img.pixels[y * img.width * img.channels + $0] < 128 }.count }
+        }
+        #expect(Array(a.pixels[0..<(42 * a.width * a.channels)]) == Array(b.pixels[0..<(42 * b.width * b.channels)]))
+        #expect(ink(b, 42..<52) > ink(a, 42..<52), "the labelled captions carry the class names")
+    }
+
     @Test func titleFollowsTheMethod() throws {
         let dir = try temporaryDirectory("titles")
         for (method, title) in [("am", "Activation maximisation of ip2:3=5:10"), ("ppgn", "PPGN samples of ip2:3=5:10")] {
