@@ -111,6 +111,8 @@ struct ReportTests {
                             "--threads", "1", "--out", dir])
         #expect(r.status == 2, "\(r.stderr)")
         #expect(r.stderr.contains("none in the band, the closest activation no nearer for 200 steps"), "\(r.stderr)")
+        // The progress line shows the best activation so far while none is in the band.
+        #expect(r.stderr.contains("0/5 samples") && r.stderr.contains("closest ip2:3=500:600~"), "\(r.stderr)")
         let m = try json(dir + "/samples.json")
         let steps = try #require((m["steps"] as? [Int])?.first)
         #expect(steps < 3000, "stopped at \(steps) steps")
