@@ -56,6 +56,10 @@ extension Init {
     /// `init` never replaces a file that a SHA256SUMS next to it lists: that
     /// name belongs to downloaded, trained weights.
     static func refuseToReplaceRealWeights(_ out: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), isDir.boolValue {
+            throw RuntimeError.input("\(out): is a folder; give --out a file name (e.g. \(out)/random_weights.caffemodel)")
+        }
         let url = URL(fileURLWithPath: out)
         let sums = url.deletingLastPathComponent().appendingPathComponent("SHA256SUMS").path
         guard let text = try? String(contentsOfFile: sums, encoding: .utf8) else { return }

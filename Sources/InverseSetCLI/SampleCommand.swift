@@ -45,7 +45,7 @@ struct SampleCommand: ParsableCommand {
     @Flag(name: .customLong("no-evaluate"), help: "Skip the evaluation against the dataset.") var noEvaluate = false
     @Option(help: "Sheet: tiles per row (default: a square grid, or up to 12 per band row).") var columns: Int?
     @Option(help: "Sheet: tile size in pixels (default: from the images, 64 to 128).") var tile: Int?
-    @Flag(name: .customLong("label-tiles"), help: "Sheet: caption each tile with its activation (and the classifier's top class when the pipeline has labels and a dataset).")
+    @Flag(name: .customLong("label-tiles"), help: "Sheet: caption each tile with its activations (and the classifier's top class when the pipeline has labels).")
     var labelTiles = false
     @Option(name: .customLong("ppgn-eps1"), help: "PPGN: weight of the prior term E(G(h)) - h (reference default 1e-5).") var ppgnEps1: Float = 1e-5
     @Option(name: .customLong("ppgn-eps2"), help: "PPGN: weight of the condition term d log p(y|G(h)) / dh (default 1).") var ppgnEps2: Float = 1

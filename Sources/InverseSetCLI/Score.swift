@@ -88,7 +88,7 @@ struct Score: ParsableCommand {
                 print("\(name) = \(String(format: "%.6g", mean))")
             }
             var files: [String: String] = [:]
-            if !stats.isEmpty { try Toolbox.makeDirectory(statsOut) }
+            if !stats.isEmpty { try Toolbox.makeDirectory(statsOut, option: "--stats-out") }
             for (j, blob) in stats.enumerated() {
                 let prefix = statsOut + "/" + NPY.fileSafe(blob)
                 try collectors[j].write(prefix: prefix)

@@ -96,10 +96,10 @@ enum Toolbox {
         }
     }
 
-    static func makeDirectory(_ path: String) throws {
+    static func makeDirectory(_ path: String, option: String = "--out") throws {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue {
-            throw RuntimeError.input("\(path): is a file, not a folder; choose another --out")
+            throw RuntimeError.input("\(path): is a file, not a folder; choose another \(option)")
         }
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             throw RuntimeError.input("\(path): cannot create the output folder (\((error as NSError).localizedFailureReason ?? error.localizedDescription))")

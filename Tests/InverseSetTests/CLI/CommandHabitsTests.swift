@@ -132,6 +132,12 @@ struct CommandHabitsTests {
         #expect(!run.stderr.contains("NSCocoaErrorDomain") && !run.stderr.contains("Code="), "\(run.stderr)")
         let sample = try runCLI(["sample", "--pipeline", sampler + "/pipeline.json", "--neuron", "ip2:3=4:9", "--out", file])
         #expect(sample.status == 1 && sample.stderr.contains("is a file, not a folder"), "\(sample.stderr)")
+        // init's --out is a file: a folder there is refused and left alone.
+        let folder = dir + "/folder"
+        try FileManager.default.createDirectory(atPath: folder + "/inside", withIntermediateDirectories: true)
+        let initInto = try runCLI(["init", lenet, "--out", folder])
+        #expect(initInto.status == 1 && initInto.stderr.contains("folder: is a folder; give --out a file name"), "\(initInto.stderr)")
+        #expect(FileManager.default.fileExists(atPath: folder + "/inside"))
     }
 
     /// Ctrl-C: status 130, how many samples the folder keeps (as samples.json
