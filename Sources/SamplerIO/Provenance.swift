@@ -17,15 +17,63 @@ public enum SHA256 {
 
     /// The digest of `bytes` as 64 lowercase hex digits.
     public static func hex(_ bytes: [UInt8]) -> String {
+        var h = Hasher256()
+        bytes.withUnsafeBufferPointer { h.update($0) }
+        return h.finish()
+    }
+
+    /// The digest of a file's contents, read 1 MiB at a time, or nil when it
+    /// cannot be read.
+    public static func hex(file path: String) -> String? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        var h = Hasher256()
+        while true {
+            let piece: Data?
+            do { piece = try handle.read(upToCount: 1 << 20) } catch { return nil }
+            guard let chunk = piece, !chunk.isEmpty else { break }   // nil or empty: the end
+            chunk.withUnsafeBytes { h.update($0.bindMemory(to: UInt8.self)) }
+        }
+        return h.finish()
+    }
+
+    /// The running state: eight words, a partial block, the byte count.
+    public struct Hasher256 {
         var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-        // Padding: 0x80, zeros to 56 mod 64, the bit length big-endian.
-        var tail = Array(bytes[(bytes.count / 64 * 64)...])
-        tail.append(0x80)
-        while tail.count % 64 != 56 { tail.append(0) }
-        let bits = UInt64(bytes.count) &* 8
-        for i in (0..<8).reversed() { tail.append(UInt8(truncatingIfNeeded: bits >> (UInt64(i) * 8))) }
+        var pending: [UInt8] = []
+        var count: UInt64 = 0
         var w = [UInt32](repeating: 0, count: 64)
-        func block(_ p: UnsafeBufferPointer<UInt8>, _ offset: Int) {
+
+        public init() {}
+
+        public mutating func update(_ p: UnsafeBufferPointer<UInt8>) {
+            count &+= UInt64(p.count)
+            var start = 0
+            if !pending.isEmpty {
+                let take = min(64 - pending.count, p.count)
+                pending += p[0..<take]
+                start = take
+                if pending.count == 64 {
+                    let block = pending
+                    block.withUnsafeBufferPointer { compress($0, 0) }
+                    pending = []
+                }
+            }
+            while start + 64 <= p.count { compress(p, start); start += 64 }
+            if start < p.count { pending += p[start...] }
+        }
+
+        /// Padding: 0x80, zeros to 56 mod 64, the bit length big-endian.
+        public mutating func finish() -> String {
+            let bits = count &* 8
+            var tail = pending + [0x80]
+            while tail.count % 64 != 56 { tail.append(0) }
+            for i in (0..<8).reversed() { tail.append(UInt8(truncatingIfNeeded: bits >> (UInt64(i) * 8))) }
+            tail.withUnsafeBufferPointer { t in for o in stride(from: 0, to: t.count, by: 64) { compress(t, o) } }
+            return h.map { String(format: "%08x", $0) }.joined()
+        }
+
+        mutating func compress(_ p: UnsafeBufferPointer<UInt8>, _ offset: Int) {
             for t in 0..<16 {
                 let o = offset + 4 * t
                 w[t] = UInt32(p[o]) << 24 | UInt32(p[o + 1]) << 16 | UInt32(p[o + 2]) << 8 | UInt32(p[o + 3])
@@ -37,21 +85,12 @@ public enum SHA256 {
             }
             var (a, b, c, d, e, f, g, hh) = (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
             for t in 0..<64 {
-                let t1 = hh &+ (e.rotr(6) ^ e.rotr(11) ^ e.rotr(25)) &+ ((e & f) ^ (~e & g)) &+ k[t] &+ w[t]
+                let t1 = hh &+ (e.rotr(6) ^ e.rotr(11) ^ e.rotr(25)) &+ ((e & f) ^ (~e & g)) &+ SHA256.k[t] &+ w[t]
                 let t2 = (a.rotr(2) ^ a.rotr(13) ^ a.rotr(22)) &+ ((a & b) ^ (a & c) ^ (b & c))
                 (hh, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
             }
             h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
         }
-        bytes.withUnsafeBufferPointer { p in for o in stride(from: 0, to: bytes.count / 64 * 64, by: 64) { block(p, o) } }
-        tail.withUnsafeBufferPointer { p in for o in stride(from: 0, to: tail.count, by: 64) { block(p, o) } }
-        return h.map { String(format: "%08x", $0) }.joined()
-    }
-
-    /// The digest of a file's contents, or nil when it cannot be read.
-    public static func hex(file path: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return hex([UInt8](data))
     }
 }
 

@@ -117,5 +117,23 @@ struct RunAndWeightsTests {
         #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
         #expect(SHA256.hex([UInt8](repeating: 0x61, count: 1_000)) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+        // A file read in 1 MiB pieces (3 MiB + 5 bytes: pieces that end mid-block) against sha256sum.
+        let dir = try temporaryDirectory("sha")
+        var bytes = [UInt8](repeating: 0, count: 3 << 20 + 5)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
+        FileManager.default.createFile(atPath: dir + "/f", contents: Data(bytes))
+        let r = try runCLI([dir + "/f"], executable: "/usr/bin/sha256sum")
+        #expect(SHA256.hex(file: dir + "/f") == String(r.stdout.prefix(64)))
+        #expect(SHA256.hex(file: dir + "/missing") == nil)
+        // Pieces of uneven sizes give the digest of the whole.
+        var h = SHA256.Hasher256()
+        var at = 0
+        for size in [1, 63, 64, 65, 7, 1_000, 100_003] where at < bytes.count {
+            let end = min(bytes.count, at + size)
+            bytes[at..<end].withUnsafeBufferPointer { h.update($0) }
+            at = end
+        }
+        bytes[at...].withUnsafeBufferPointer { h.update($0) }
+        #expect(h.finish() == String(r.stdout.prefix(64)))
     }
 }
