@@ -74,8 +74,8 @@ public enum SamplingRun {
     public static func run(_ request: SampleRequest, loaded: LoadedPipeline, folder: SampleFolder,
                            progress: @escaping (_ step: Int?, _ accepted: Int, _ phase: String?) -> Void) throws -> SampleOutcome {
         let p = loaded.pipeline
+        folder.setWeights(loaded.weightFiles())   // before the segment's clock starts
         folder.beginSegment(command: request.command, tool: request.tool, commit: request.commit)
-        folder.setWeights(loaded.weightFiles())
         var notes: [String] = [], facts: [[String: Double]] = []
         var bandsShort = 0
         var prior: CodePrior? = request.prior
