@@ -149,7 +149,13 @@ public final class SampleFolder {
         }
         let diff = settings.differences(from: old.settings)
         guard diff.isEmpty, old.neurons == neurons, old.bands == bands else {
-            throw SamplerError("\(dir) holds a different run (\(diff.isEmpty ? "other neurons or bands" : diff.joined(separator: ", "))); rerun with the earlier flags to resume, or choose another --out")
+            var what = diff
+            if old.neurons != neurons { what.append("neurons \(old.neurons) -> \(neurons)") }
+            if old.bands != bands {
+                func text(_ b: [[Band]]) -> String { b.map { $0.map(\.description).joined(separator: " ") }.joined(separator: ", ") }
+                what.append("bands \(text(old.bands)) -> \(text(bands))\(diff.isEmpty ? " (percentile bands over another dataset?)" : "")")
+            }
+            throw SamplerError("\(dir) holds a different run (\(what.joined(separator: ", "))); rerun with the earlier flags to resume, or choose another --out")
         }
         let c = try NPY.read(dir + "/codes.npy"), e = try NPY.read(dir + "/embeddings.npy")
         let rows = old.samples.count

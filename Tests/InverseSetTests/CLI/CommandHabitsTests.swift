@@ -1,4 +1,6 @@
 import Foundation
+import ImageIO
+import Runtime
 import Testing
 import TestSupport
 
@@ -96,6 +98,13 @@ struct CommandHabitsTests {
         let band = try #require(try manifest(dir).bands.first?.first)
         #expect(abs(Double(band.low) - p90) <= 1e-4 * max(1, abs(p90)) && abs(Double(band.high) - p99) <= 1e-4 * max(1, abs(p99)),
                 "band \(band.low):\(band.high), stats \(p90):\(p99)")
+        // The same flags over another dataset give other bands: the folder names them.
+        let other = dir + "-other.npy"
+        let pixels: [Float] = (0..<(5 * 784)).map { i in Float((i * 7919) % 101) / 100 }
+        try NPY.write(Tensor(shape: [5, 1, 28, 28], values: pixels), to: other)
+        let again = try runCLI(["sample", "--pipeline", pipeline, "--dataset", other, "--neuron", "ip2:3", "--range", "p90:p99",
+                                "--variant", "paper", "--no-evaluate", "-n", "4", "--threads", "1", "--out", dir])
+        #expect(again.status == 1 && again.stderr.contains("holds a different run (bands [\(band.low), \(band.high)] -> ["), "\(again.stderr)")
         // A percentile band without a dataset says what is missing.
         let none = try runCLI(["sample", "--pipeline", pipeline, "--neuron", "ip2:3=p90:p99", "--out", dir + "/b"])
         #expect(none.status == 1 && none.stderr.contains("percentile bands need a dataset"), "\(none.stderr)")
