@@ -76,6 +76,18 @@ struct CommandHabitsTests {
         #expect(s.status == 1 && s.stderr.contains("did you mean 'ip"), "\(s.stderr)")
     }
 
+    /// The paper's pipeline before its download names the missing file and where to read how to get it.
+    @Test func missingPipelineWeightsPointToTheReadme() throws {
+        let dir = try temporaryDirectory("noweights")
+        try FileManager.default.copyItem(atPath: Paths.models + "/caffenet-fc6/README.md", toPath: dir + "/README.md")
+        let spec = try String(contentsOfFile: Paths.models + "/caffenet-fc6/pipeline.json", encoding: .utf8)
+            .replacingOccurrences(of: "\"../", with: "\"\(Paths.models)/")
+        try spec.write(toFile: dir + "/pipeline.json", atomically: true, encoding: .utf8)
+        let r = try runCLI(["sample", "--pipeline", dir + "/pipeline.json", "--neuron", "fc8:980", "--range", "40:50", "--out", dir + "/out"])
+        #expect(r.status == 1 && r.stderr.contains("generator.caffemodel: no such file (weights of")
+                && r.stderr.contains("\(dir)/README.md says how to get it"), "\(r.stderr)")
+    }
+
     @Test func theDefaultPipelineIsFoundFromAnyDirectory() throws {
         let cwd = try temporaryDirectory("cwd")
         let r = try runCLI(["stats", "--blobs", "fc8", "--units", "7", "--limit", "50"], cwd: cwd)
