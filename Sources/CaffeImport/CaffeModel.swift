@@ -205,6 +205,7 @@ public enum CaffeModel {
         var byName: [String: [WeightBlob]] = [:]
         var fileOrder: [String] = []
         var source = WeightSource(file: path)
+        source.netName = (try? model.string("name", default: "")) ?? ""
         for layer in model.messages("layer") {
             let name = try layer.string("name", default: "")
             let blobs = layer.messages("blobs")

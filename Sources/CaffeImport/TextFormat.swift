@@ -248,27 +248,7 @@ public struct TextFormatParser {
         full.split(separator: ".").last.map(String.init) ?? full
     }
     /// " (did you mean 'kernel_size'?)" for a near miss, else "".
-    static func suggestion(_ name: String, _ candidates: [String]) -> String {
-        guard name.utf8.count <= 100 else { return "" }   // the distance costs len(name) x len(candidate)
-        let best = candidates.map { ($0, editDistance(name, $0)) }.min { $0.1 < $1.1 }
-        if let (c, d) = best, d <= max(2, name.count / 4) { return " (did you mean '\(c)'?)" }
-        return ""
-    }
-    static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a.utf8), b = Array(b.utf8)
-        if a.isEmpty { return b.count }
-        var prev = Array(0...b.count), cur = prev
-        for i in 1...a.count {
-            cur[0] = i
-            if !b.isEmpty {
-                for j in 1...b.count {
-                    cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-                }
-            }
-            swap(&prev, &cur)
-        }
-        return prev[b.count]
-    }
+    static func suggestion(_ name: String, _ candidates: [String]) -> String { didYouMean(name, candidates) }
 }
 
 // MARK: - Lexer

@@ -85,6 +85,13 @@ public struct WeightSource: Sendable {
     public var unmatchedLayers: [String]
     /// One line per problem with the values themselves (NaN or infinite weights).
     public var warnings: [String]
+    /// The file's own net name (NetParameter.name).
+    public var netName = ""
+    /// `inverse-set init` marks the files it fills from fillers in their net
+    /// name, so random weights are recognised wherever they are loaded.
+    public static let randomMarker = "[random weights written by inverse-set init"
+    /// The file holds weights that `inverse-set init` drew from fillers.
+    public var isRandom: Bool { netName.contains(Self.randomMarker) }
     public init(file: String, matchedLayers: [String] = [], unmatchedLayers: [String] = [], warnings: [String] = []) {
         self.file = file; self.matchedLayers = matchedLayers
         self.unmatchedLayers = unmatchedLayers; self.warnings = warnings

@@ -15,9 +15,11 @@ struct Bench: ParsableCommand {
         The lower bound is FLOPs / SGEMM rate, FLOPs = 2 x multiply-adds of the conv, deconv and
         inner-product layers (x2 again with --backward: the input gradient costs as much).
         The last line is one JSON object:
-          {"macs", "gemm_gflops", "forward_ms", "backward_ms" (forward+backward, null without
-           --backward), "bound_ms", "ratio_to_bound", "peak_rss_mb"}
-        """)
+          {"macs", "gemm_gflops", "forward_ms", "backward_ms" (forward+backward,
+           null without --backward), "bound_ms", "ratio_to_bound", "peak_rss_mb"}
+
+        Example: inverse-set bench Models/caffenet/deploy.prototxt --batch 10 --backward
+        """.reflowed)
 
     @Argument(help: "Network definition (.prototxt); or give --pipeline.") var prototxt: String?
     @Option(help: "Time one sampler step of this pipeline instead: G forward, glue, f forward, backward from a neuron and E's blob to the codes.")

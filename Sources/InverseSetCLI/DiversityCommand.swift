@@ -7,7 +7,8 @@ import SamplerIO
 /// `inverse-set diversity DIR`: recompute the metrics of any sample folder.
 struct DiversityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "diversity",
-        abstract: "Recompute the metrics of a sample folder (fraction in band, mean pairwise E distance).")
+        abstract: "Recompute the metrics of a sample folder (fraction in band, mean pairwise E distance).",
+        discussion: "Example: inverse-set diversity out/sneaker")
     @Argument(help: "A folder written by `inverse-set sample`.") var dir: String
     @OptionGroup var common: CommonOptions
 

@@ -18,8 +18,9 @@ struct EvaluateCommand: ParsableCommand {
         (docs/evaluation.md). Writes DIR/evaluation.json and refreshes DIR/report.html. The last
         line printed is a JSON object with the first band's figures.
         D: a folder of IDX files, an IDX file, a folder of PNGs, a list of PNGs, or an .npy.
+
         Example: inverse-set evaluate out/sneaker --dataset /usr/share/datasets/fashion-mnist --split test
-        """)
+        """.reflowed)
 
     @Argument(help: "A folder written by `inverse-set sample`.") var dir: String
     @Option(help: "Dataset (default: the pipeline's data.dataset).") var dataset: String?

@@ -9,10 +9,12 @@ struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a .caffemodel with weights drawn from the layers' fillers (for nets whose trained weights you do not have).",
         discussion: """
-        With --weights, layers found by name in those caffemodels keep their trained weights
-        and only the others are filled (net surgery: e.g. extract the generator of a training
-        net into a deploy-only caffemodel).
-        """)
+        With --weights, layers found by name in those caffemodels keep their trained weights and only the others are filled (net surgery: e.g. extract the generator of a training net into a deploy-only caffemodel).
+
+        A file with filled layers is marked as random in its net name: every command that loads it warns, and sample reports show it. Name it so that it cannot pass for trained weights (random_*.caffemodel); a file listed in a SHA256SUMS next to it (the real weights of tools/fetch-paper-models) is never overwritten.
+
+        Example: inverse-set init Models/caffenet/deploy.prototxt --out Models/caffenet-fc6/random_caffenet.caffemodel
+        """.reflowed)
 
     @Argument(help: "Network definition (.prototxt).") var prototxt: String
     @Option(help: "Output .caffemodel.") var out: String
@@ -26,6 +28,7 @@ struct Init: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            try Init.refuseToReplaceRealWeights(out)
             let registry = try common.makeRegistry()
             var graph = try Toolbox.load(prototxt, weights: nil)
             try Toolbox.attachWeights(&graph, list: weights)
@@ -34,9 +37,13 @@ struct Init: ParsableCommand {
             // Filling what the files leave out is what init is for (its output line lists those layers).
             let net = try Net(graph: graph, registry: registry, seed: seed,
                               defaultWeightFiller: try Init.filler(defaultFiller), allowMissingWeights: true)
-            try CaffeModel.writeCaffemodel(net.exportWeights(), to: out)
             let n = net.layers.reduce(0) { $0 + $1.parameters.reduce(0) { $0 + $1.count } }
             let filled = zip(graph.nodes, net.layers).filter { $0.0.weights.isEmpty && !$0.1.parameters.isEmpty }.map(\.0.name)
+            var exported = net.exportWeights()
+            if !filled.isEmpty {
+                exported.name = "\(graph.name) \(WeightSource.randomMarker) (seed \(seed), \(filled.count) of \(net.layers.filter { !$0.parameters.isEmpty }.count) layers with parameters)]"
+            }
+            try CaffeModel.writeCaffemodel(exported, to: out)
             var line = "wrote \(out): \(n) parameters"
             if weights != nil { line += "; copied \(copied.count) layer(s)" }
             line += filled.isEmpty ? "" : "; filled \(filled.joined(separator: ", ")) (seed \(seed))"
@@ -46,6 +53,24 @@ struct Init: ParsableCommand {
 }
 
 extension Init {
+    /// `init` never replaces a file that a SHA256SUMS next to it lists: that
+    /// name belongs to downloaded, trained weights.
+    static func refuseToReplaceRealWeights(_ out: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDir), isDir.boolValue {
+            throw RuntimeError.input("\(out): is a folder; give --out a file name (e.g. \(out)/random_weights.caffemodel)")
+        }
+        let url = URL(fileURLWithPath: out)
+        let sums = url.deletingLastPathComponent().appendingPathComponent("SHA256SUMS").path
+        guard let text = try? String(contentsOfFile: sums, encoding: .utf8) else { return }
+        let listed = text.split(separator: "\n").contains { line in
+            line.split(separator: " ", omittingEmptySubsequences: true).last.map { $0.hasPrefix("*") ? String($0.dropFirst()) : String($0) } == url.lastPathComponent
+        }
+        if listed {
+            throw RuntimeError.input("\(out): \(sums) lists it as downloaded trained weights; init writes random weights, so give --out another name (e.g. random_\(url.lastPathComponent))")
+        }
+    }
+
     /// The FillerParameter of a --default-filler value (nil: Caffe's rule).
     static func filler(_ spec: String) throws -> ParamMessage? {
         var m = ParamMessage()
@@ -70,7 +95,8 @@ extension Init {
 /// `inverse-set layers`
 struct ListLayers: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "layers",
-        abstract: "List the registered layer types, built-in and from plugins.")
+        abstract: "List the registered layer types, built-in and from plugins.",
+        discussion: "Example: inverse-set layers --plugin .build/release/libMishPlugin.so")
     @OptionGroup var common: CommonOptions
 
     func run() throws {

@@ -10,14 +10,18 @@ struct Inspect: ParsableCommand {
         abstract: "Show a network's layers, shapes, parameter counts and multiply-adds.",
         discussion: """
         The JSON form (--json) is one object:
-          {"name": str, "inputs": {blob: shape}, "layers": [{"name", "type", "inputs": [blob],
-           "outputs": [blob], "output_shapes": [[int]], "parameters": int, "macs": int,
-           "notes": [str]}], "blobs": {blob: shape}, "parameters": int, "macs": int}
+          {"name": str, "inputs": {blob: shape},
+           "layers": [{"name", "type", "inputs": [blob], "outputs": [blob],
+                       "output_shapes": [[int]], "parameters": int, "macs": int,
+                       "notes": [str]}],
+           "blobs": {blob: shape}, "parameters": int, "macs": int}
         "parameters" counts learnable values (shared blobs once); "macs" counts the
         multiply-adds of one forward pass per sample (the declared batch divided
         out, as papers quote it); "batch" is that declared batch size and
         "macs_batch" the multiply-adds at the declared shapes.
-        """)
+
+        Example: inverse-set inspect Models/caffenet/deploy.prototxt
+        """.reflowed)
 
     @Argument(help: "Network definition (.prototxt).") var prototxt: String
     @Option(help: "Trained weights (.caffemodel), checked against the definition.") var weights: String?

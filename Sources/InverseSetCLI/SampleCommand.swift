@@ -12,31 +12,21 @@ struct SampleCommand: ParsableCommand {
         commandName: "sample",
         abstract: "Sample the inverse set of one or more neurons: diverse generated images whose activations lie in a band.",
         discussion: """
-        Neurons: fc8:980 (vector unit, 0-based), conv5:12 (channel at the centre), conv5:12@3,9,
-        conv5:12:mean, pre(fc6):17 (before in-place layers), each optionally =Z1:Z2 for its own band.
-        Several --neuron flags constrain all of them at once (intersection of inverse sets).
-        Several --range flags run one band after another, one row of the sheet per band.
+        Example: inverse-set sample --neuron fc8:7 --range 10:15 --out out/sneaker
 
-        The default method (inverse-set, variant data) starts its walkers from the codes of real
-        images of the pipeline's dataset (data.dataset, training split) and keeps the samples
-        realistic and spaced apart; --variant paper runs the paper's algorithm as published.
-        When the pipeline names a dataset (or with --dataset), the report judges the samples
-        against the real images in the band (test split; see `inverse-set evaluate`).
+        Neurons: fc8:980 (vector unit, 0-based), fc8:Sneaker (a class unit by its name in the pipeline's labels), conv5:12 (channel at the centre), conv5:12@3,9, conv5:12:mean, 'pre(fc6):17' (before in-place layers; quote it in a shell), each optionally =Z1:Z2 for its own band. Several --neuron flags constrain all of them at once (intersection of inverse sets). Several --range flags run one band after another, one row of the sheet per band.
 
-        Output (written as produced; rerun the same command to resume, or with a larger -n to
-        extend): DIR/sheet.png, DIR/samples/NNNN.png, DIR/samples.json, DIR/state.json,
-        DIR/codes.npy, DIR/embeddings.npy, DIR/report.html, DIR/evaluation.json (docs/outputs.md).
-        The last line printed is a JSON summary: {"accepted", "in_band", "diversity", "steps",
-        "seconds", "trunk_passes_per_step"} (steps and seconds over all segments of the folder).
-        Exit status: 0 when every band got its n samples; 2 when a band did not within
-        --max-steps (what was found is kept, and stderr names the closest activations reached);
-        1 on an error.
-        """)
+        Bands are numbers (--range -2:3) or percentiles of the neuron over the dataset's test images (--range p90:p99, p99:max, min:p10): `inverse-set stats --blobs fc8` lists them. A band that nothing reaches stops early (--stall-steps) and names the closest activation reached.
 
-    @Option(help: "Pipeline file naming G, f and E (default: Models/fashion/pipeline.json).")
-    var pipeline: String = "Models/fashion/pipeline.json"
-    @Option(name: .customLong("neuron"), help: "Neuron spec (repeatable).") var neurons: [String] = []
-    @Option(name: .customLong("range"), help: "Band Z1:Z2 for neurons without their own (repeatable: one run per band).")
+        The default method (inverse-set, variant data) starts its walkers from the codes of real images of the pipeline's dataset (data.dataset, training split) and keeps the samples realistic and spaced apart; --variant paper runs the paper's algorithm as published (docs/algorithm.md). When the pipeline names a dataset (or with --dataset), the report judges the samples against the real images in the band (test split; see `inverse-set evaluate`).
+
+        Output (written as produced; rerun the same command to resume, also after Ctrl-C, or with a larger -n to extend): DIR/sheet.png, DIR/samples/NNNN.png, DIR/samples.json, DIR/state.json, DIR/codes.npy, DIR/embeddings.npy, DIR/report.html, DIR/evaluation.json (docs/outputs.md). The last line printed is a JSON summary: {"accepted", "in_band", "diversity", "steps", "seconds", "trunk_passes_per_step"} (steps and seconds over all segments of the folder). Exit status: 0 when every band got its n samples; 2 when a band did not within --max-steps or stalled (what was found is kept, and stderr names the closest activations reached); 1 on an error; 130 after Ctrl-C.
+        """.reflowed)
+
+    @Option(help: "Pipeline file naming G, f and E (the shipped Fashion-MNIST one is found from any directory).")
+    var pipeline: String = BuildInfo.defaultPipeline
+    @Option(name: .customLong("neuron"), help: "Neuron spec, e.g. fc8:7 or fc8:Sneaker=10:15 (repeatable).") var neurons: [String]
+    @Option(name: .customLong("range"), help: "Band Z1:Z2 or pA:pB (percentiles) for neurons without their own (repeatable: one run per band).")
     var ranges: [String] = []
     @Option(name: .short, help: "Samples per band.") var n: Int = 50
     @Option(name: .short, help: "Walkers (batch size).") var k: Int = 10
@@ -44,13 +34,19 @@ struct SampleCommand: ParsableCommand {
     @Option(help: "inverse-set, am (activation maximisation) or ppgn.") var method: String = "inverse-set"
     @Option(help: "inverse-set's variant: data (default) or paper.") var variant: String = "data"
     @Option(name: .customLong("max-steps"), help: "Give up after this many gradient steps per band.") var maxSteps: Int = 3000
-    @Option(help: "Dataset for the evaluation in the report (default: the pipeline's data.dataset, test split).")
+    @Option(name: .customLong("stall-steps"), help: "Stop a band early when none of its samples was found and the closest activation has not come 1% nearer for this many steps (0: never).")
+    var stallSteps: Int = 200
+    @Option(help: "Dataset for the evaluation in the report and for percentile bands (default: the pipeline's data.dataset, test split).")
     var dataset: String?
     @Option(name: .customLong("prior"), help: "Dataset whose codes start the walkers (default: the pipeline's data.dataset, training split).")
     var priorDataset: String?
     @Option(name: .customLong("prior-count"), help: "Images of the prior (default: the pipeline's data.prior_count, else 10000).")
     var priorCount: Int?
     @Flag(name: .customLong("no-evaluate"), help: "Skip the evaluation against the dataset.") var noEvaluate = false
+    @Option(help: "Sheet: tiles per row (default: a square grid, or up to 12 per band row).") var columns: Int?
+    @Option(help: "Sheet: tile size in pixels (default: from the images, 64 to 128).") var tile: Int?
+    @Flag(name: .customLong("label-tiles"), help: "Sheet: caption each tile with its activations (and the classifier's top class when the pipeline has labels).")
+    var labelTiles = false
     @Option(name: .customLong("ppgn-eps1"), help: "PPGN: weight of the prior term E(G(h)) - h (reference default 1e-5).") var ppgnEps1: Float = 1e-5
     @Option(name: .customLong("ppgn-eps2"), help: "PPGN: weight of the condition term d log p(y|G(h)) / dh (default 1).") var ppgnEps2: Float = 1
     @Option(name: .customLong("ppgn-eps3"), help: "PPGN: standard deviation of the noise (reference default 1e-17).") var ppgnEps3: Float = 1e-17
@@ -70,20 +66,33 @@ struct SampleCommand: ParsableCommand {
                 throw SamplerError("--variant must be data or paper, not '\(variant)'")
             }
             guard n > 0, k > 0 else { throw SamplerError("-n and -k must be positive") }
-            guard !neurons.isEmpty else { throw SamplerError("give at least one --neuron, e.g. --neuron fc8:3") }
-            let specs = try neurons.map { try NeuronSpec(parsing: $0) }
-            let ranges = try self.ranges.map { try Band(parsing: $0) }
-            if let missing = specs.first(where: { $0.band == nil }), ranges.isEmpty {
-                throw SamplerError("neuron '\(missing)' has no band: add --range Z1:Z2 or write it as SPEC=Z1:Z2")
+            guard columns.map({ $0 > 0 }) ?? true, tile.map({ $0 >= 8 && $0 <= 1024 }) ?? true else {
+                throw SamplerError("--columns must be positive and --tile between 8 and 1024 pixels")
             }
-            // One run per --range (or a single run when every neuron has its own band).
-            let bandSets: [[Band]] = ranges.isEmpty ? [specs.compactMap(\.band)] : ranges.map { r in specs.map { $0.band ?? r } }
+            guard !neurons.isEmpty else { throw SamplerError("give at least one --neuron, e.g. --neuron fc8:3") }
             let registry = try common.makeRegistry()
             let loaded = try Toolbox.loadPipeline(pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
+            // A neuron's own band may use percentiles: parse the spec without it then.
+            var specs: [NeuronSpec] = [], ownBands: [String?] = []
+            for text in neurons {
+                let eq = text.lastIndex(of: "=")
+                let own = eq.map { String(text[text.index(after: $0)...]) }
+                let body = eq.map { String(text[..<$0]) } ?? text
+                specs.append(try NeuronSpec(parsing: own.map(PercentileBands.usesPercentiles) == true ? body : text, labels: loaded.labels))
+                ownBands.append(own)
+            }
+            if let missing = ownBands.firstIndex(where: { $0 == nil }), ranges.isEmpty {
+                throw SamplerError("neuron '\(neurons[missing])' has no band: add --range Z1:Z2 (or pA:pB, percentiles) or write it as SPEC=Z1:Z2")
+            }
+            // One run per --range (or a single run when every neuron has its own band).
+            let texts: [[String]] = ranges.isEmpty ? [ownBands.compactMap { $0 }] : ranges.map { r in ownBands.map { $0 ?? r } }
+            let bandSets = try PercentileBands.resolve(loaded, neurons: specs, texts: texts, dataset: dataset, note: Toolbox.note)
             var request = SampleRequest(neurons: specs, bandSets: bandSets)
             request.n = n; request.k = k; request.seed = seed; request.method = m; request.variant = v
-            request.maxSteps = maxSteps; request.priorDataset = priorDataset; request.priorCount = priorCount
+            request.maxSteps = maxSteps; request.stallSteps = max(0, stallSteps)
+            request.priorDataset = priorDataset; request.priorCount = priorCount
             request.command = CommandLine.arguments
+            request.tool = toolVersion; request.commit = BuildInfo.commit
             request.tune = try Self.tuning(tune)
             // The reference PPGN scripts reset hidden-unit chains every 100 steps, class chains never.
             try loaded.pipeline.setNeurons(zip(specs, bandSets[0]).map { ($0, $1) })
@@ -94,6 +103,7 @@ struct SampleCommand: ParsableCommand {
                                                  k: k, seed: seed, neurons: neurons, ranges: self.ranges, maxSteps: maxSteps)
             let folder = try SampleFolder(dir: out, settings: settings, n: n, neurons: neurons, bands: bandSets,
                                           tool: toolVersion)
+            Interruption.announceOnCtrlC(folder: out)
             let progress = Progress(total: n * bandSets.count)
             let outcome = try SamplingRun.run(request, loaded: loaded, folder: folder) { step, accepted, phase in
                 progress.update(step: step, accepted: accepted, phase: phase)
@@ -105,11 +115,16 @@ struct SampleCommand: ParsableCommand {
                 evaluation = try FolderEvaluation.evaluate(folder: folder, loaded: loaded, neurons: specs, dataset: dataset, split: nil)
                 try evaluation!.write(to: out)
             }
-            try Report.write(folder: folder, context: Report.Context(neurons: neurons, labels: Self.neuronLabels(loaded.pipeline, classNames: loaded.labels),
-                                                                      classNames: loaded.labels, notes: outcome.notes, facts: outcome.facts),
-                             evaluation: evaluation)
+            var context = Report.Context(neurons: neurons, labels: Self.neuronLabels(loaded.pipeline, classNames: loaded.labels),
+                                         classNames: loaded.labels, notes: outcome.notes, facts: outcome.facts)
+            context.columns = columns; context.tile = tile; context.tileLabels = labelTiles
+            if labelTiles && evaluation == nil {
+                context.topClasses = try loaded.topClasses(of: folder, restoring: zip(specs, bandSets[0]).map { ($0, $1) })
+            }
+            try Report.write(folder: folder, context: context, evaluation: evaluation)
             for note in outcome.notes { FileHandle.standardError.write(Data("inverse-set: note: \(note)\n".utf8)) }
-            print("sheet: \(out)/sheet.png  report: \(out)/report.html")
+            let sheet = FileManager.default.fileExists(atPath: out + "/sheet.png") ? "sheet: \(out)/sheet.png  " : "no sheet (no sample)  "
+            print(sheet + "report: \(out)/report.html")
             let summary: [String: Any] = ["accepted": outcome.accepted, "in_band": outcome.inBand, "diversity": outcome.diversity,
                                           "steps": outcome.steps, "seconds": (outcome.seconds * 100).rounded() / 100,
                                           "trunk_passes_per_step": outcome.trunkPassesPerStep]
@@ -150,6 +165,29 @@ struct SampleCommand: ParsableCommand {
         }
         let all = setters
         return { s in for f in all { f(&s) } }
+    }
+}
+
+/// Ctrl-C during a run: the folder keeps every committed sample
+/// (samples.json is replaced atomically), so the process says what was kept
+/// and how to resume, and ends at once with status 130.
+enum Interruption {
+    nonisolated(unsafe) static var source: DispatchSourceSignal?
+
+    static func announceOnCtrlC(folder: String) {
+        signal(SIGINT, SIG_IGN)
+        let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        s.setEventHandler {
+            struct Committed: Decodable { var samples: [SampleFolder.Record] }
+            let kept = FileManager.default.contents(atPath: folder + "/samples.json")
+                .flatMap { try? JSONDecoder().decode(Committed.self, from: $0) }?.samples.count ?? 0
+            let command = CommandLine.arguments.map(Report.shellQuoted).joined(separator: " ")
+            let text = "\ninverse-set: interrupted; \(folder) keeps \(kept) sample(s). Resume with the same command:\n  \(command)\n"
+            _ = text.withCString { write(2, $0, strlen($0)) }
+            _exit(130)
+        }
+        s.resume()
+        source = s
     }
 }
 

@@ -24,7 +24,9 @@ struct Score: ParsableCommand {
         --stats-out DIR, and DIR/BLOB.upper.txt = min(max, mean + 3 std), a robust upper
         bound for code boxes. The last line of stdout is a JSON object: "iterations", "outputs"
         (name -> mean) and, with --stats, "stats" (blob -> file prefix).
-        """)
+
+        Example: inverse-set score Models/fashion/classifier_train.prototxt --weights Models/fashion/classifier.caffemodel --iterations 100
+        """.reflowed)
 
     @Argument(help: "Network definition (.prototxt) with data layers for the TEST phase.") var prototxt: String
     @Option(help: "Trained weights (.caffemodel); comma-separated for several.") var weights: String?
@@ -85,7 +87,7 @@ struct Score: ParsableCommand {
                 print("\(name) = \(String(format: "%.6g", mean))")
             }
             var files: [String: String] = [:]
-            if !stats.isEmpty { try Toolbox.makeDirectory(statsOut) }
+            if !stats.isEmpty { try Toolbox.makeDirectory(statsOut, option: "--stats-out") }
             for (j, blob) in stats.enumerated() {
                 let prefix = statsOut + "/" + NPY.fileSafe(blob)
                 try collectors[j].write(prefix: prefix)

@@ -14,10 +14,11 @@ struct StatsCommand: ParsableCommand {
         max, mean and the fraction of exact zeros, over the dataset's images (default: the
         pipeline's data.dataset, test split). Prints a table per blob, or one JSON object with
         --json. Bands between two percentiles reach real images: e.g. p90 to p99.
-        Example: inverse-set stats --blobs fc8,fc6 --units 0-9
-        """)
 
-    @Option(help: "Pipeline file whose classifier and preprocessing are used.") var pipeline: String = "Models/fashion/pipeline.json"
+        Example: inverse-set stats --blobs fc8,fc6 --units 0-9
+        """.reflowed)
+
+    @Option(help: "Pipeline file whose classifier and preprocessing are used.") var pipeline: String = BuildInfo.defaultPipeline
     @Option(help: "Dataset (default: the pipeline's data.dataset).") var dataset: String?
     @Option(help: "Split of an IDX folder (default: test).") var split: String = "test"
     @Option(help: "Comma-separated classifier blobs.") var blobs: String

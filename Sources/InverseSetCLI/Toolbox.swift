@@ -46,7 +46,7 @@ enum Toolbox {
     /// A pipeline file with its nets checked: unused layers of the weights
     /// files are warned about, and nets (or layers) without weights noted.
     static func loadPipeline(_ path: String, registry: LayerRegistry, allowMissingWeights: Bool) throws -> LoadedPipeline {
-        let loaded = try LoadedPipeline.load(path, registry: registry, allowMissingWeights: allowMissingWeights)
+        let loaded = try LoadedPipeline.load(BuildInfo.pipeline(path), registry: registry, allowMissingWeights: allowMissingWeights)
         let p = loaded.pipeline
         for net in [p.generator, p.classifier] + (p.encoder.map { [$0] } ?? []) {
             warnAboutWeights(net.graph)
@@ -57,6 +57,9 @@ enum Toolbox {
 
     static func warnAboutWeights(_ graph: Graph) {
         for source in graph.weightSources {
+            if source.isRandom {
+                warn("\(source.file) holds random weights written by `inverse-set init`, not trained ones; outputs mean nothing until trained weights are given")
+            }
             if !source.unmatchedLayers.isEmpty {
                 warn("\(source.file): \(source.unmatchedLayers.count) layer(s) with weights match no layer of the net and are ignored: \(listForDisplay(source.unmatchedLayers))")
             }
@@ -95,9 +98,13 @@ enum Toolbox {
         }
     }
 
-    static func makeDirectory(_ path: String) throws {
+    static func makeDirectory(_ path: String, option: String = "--out") throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue {
+            throw RuntimeError.input("\(path): is a file, not a folder; choose another \(option)")
+        }
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw RuntimeError.input("\(path): cannot create the output folder (\(error.localizedDescription))")
+            throw RuntimeError.input("\(path): cannot create the output folder (\((error as NSError).localizedFailureReason ?? error.localizedDescription))")
         }
     }
 

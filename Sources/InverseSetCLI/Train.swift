@@ -19,7 +19,9 @@ struct Train: ParsableCommand {
         prefix; a folder as prefix gets the solver file's name appended.
         Progress (iteration, loss, lr, it/s, ETA) and test scores go to stderr. Ctrl-C stops after
         the current iteration and writes a snapshot (a second Ctrl-C exits at once).
-        """)
+
+        Example: inverse-set train Models/fashion/classifier_solver.prototxt
+        """.reflowed)
 
     @Argument(help: "Solver definition (.prototxt, caffe.SolverParameter).") var solver: String
     @Option(help: "Initial weights (.caffemodel), copied by layer name; comma-separated for several.") var weights: String?

@@ -23,7 +23,7 @@ public enum RuntimeError: Error, CustomStringConvertible, Sendable {
         case let .layer(name, type, message, loc):
             return "\(at(loc))layer '\(name.clippedForDisplay())' (\(type.clippedForDisplay())): \(message)"
         case let .unknownLayerType(layer, type, known, loc):
-            return "\(at(loc))layer '\(layer.clippedForDisplay())' has type '\(type.clippedForDisplay())', which no registered layer implements. "
+            return "\(at(loc))layer '\(layer.clippedForDisplay())' has type '\(type.clippedForDisplay())'\(didYouMean(type, known)), which no registered layer implements. "
                 + "Known types: \(known.joined(separator: ", ")). "
                 + "If it comes from a Caffe fork, load a plugin that implements it with --plugin PATH "
                 + "(see docs/writing-a-layer-plugin.md)."

@@ -137,6 +137,8 @@ public final class InverseSetSampler {
         var run = start(existing: existing, resume: resume)
         let k = settings.walkers, d = pipeline.codeSize
         let codes = Tensor(shape: [k, d])
+        // Stall detection: the summed distance of the closest activations to their bands.
+        var stallBest = Float.infinity, stallSince = run.state.step, stalled = false
         while run.total < settings.count && run.state.step < settings.maxSteps {
             for i in 0..<k { for j in 0..<d { codes[i * d + j] = run.state.walkers[i].code[j] } }
             let view = try look(&run, codes)
@@ -160,6 +162,11 @@ public final class InverseSetSampler {
                 run.state.rng = rng.currentState
                 try onAccept(batch, run.state)
             }
+            if run.total == 0 && settings.giveUpSteps > 0 {
+                let distance = run.state.closestDistance.reduce(0, +)
+                if distance < stallBest * 0.99 { stallBest = distance; stallSince = run.state.step }
+                else if run.state.step - stallSince >= settings.giveUpSteps { stalled = true; break }
+            }
         }
         let state = run.state
         var notes: [String: Double] = [:]
@@ -171,7 +178,7 @@ public final class InverseSetSampler {
         return SamplerResult(samples: existing + run.newSamples, steps: state.step,
                              seedSteps: state.seeding ? state.step : state.seedSteps,
                              reachedTarget: run.total >= settings.count, closest: state.closest,
-                             nonFiniteResets: state.resets, stalledRestarts: state.restarts, notes: notes)
+                             nonFiniteResets: state.resets, stalled: stalled, stalledRestarts: state.restarts, notes: notes)
     }
 
     /// The saved state when it fits these settings, else fresh walkers: random

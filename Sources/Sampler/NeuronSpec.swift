@@ -16,6 +16,7 @@ public struct SamplerError: Error, CustomStringConvertible, Sendable {
 ///     conv5:12:mean        the mean of channel 12 over all positions
 ///     pre(fc6):17          unit 17 of layer fc6's own output, before in-place ReLU
 ///     fc8:664=40:50        with its own band [40, 50]
+///     fc8:Sneaker          a class unit by its name in the pipeline's labels file
 public struct NeuronSpec: Sendable, Equatable, CustomStringConvertible {
     public enum Position: Sendable, Equatable { case centre, at(Int, Int), mean }
     public var blob: String
@@ -26,7 +27,8 @@ public struct NeuronSpec: Sendable, Equatable, CustomStringConvertible {
     public var band: Band?
     public let text: String
 
-    public init(parsing s: String) throws {
+    /// `labels`: class names of the classifier's units, for units given by name.
+    public init(parsing s: String, labels: [String] = []) throws {
         text = s
         var body = Substring(s)
         band = nil
@@ -58,13 +60,28 @@ public struct NeuronSpec: Sendable, Equatable, CustomStringConvertible {
             position = .at(y, x)
             idx = idx[..<at]
         }
-        guard let i = Int(idx), i >= 0 else {
-            throw SamplerError("neuron '\(s)': '\(idx)' is not a non-negative index (indices are 0-based)")
+        if let i = Int(idx) {
+            guard i >= 0 else { throw SamplerError("neuron '\(s)': '\(idx)' is not a non-negative index (indices are 0-based)") }
+            index = i
+        } else if let i = Self.unit(named: String(idx), in: labels) {
+            index = i
+        } else if labels.isEmpty || idx.isEmpty || idx.first!.isNumber || idx.first == "-" {
+            throw SamplerError("neuron '\(s)': '\(idx)' is not a non-negative index (indices are 0-based)\(labels.isEmpty ? "; units are named only when the pipeline has a labels file" : "")")
+        } else {
+            throw SamplerError("neuron '\(s)': no class named '\(idx)'\(didYouMean(String(idx), labels)) in the pipeline's labels (\(listForDisplay(labels, limit: 12)))")
         }
-        index = i
     }
 
     public var description: String { text }
+
+    /// The index of a class name, compared without case, spaces, '-' and '/'
+    /// ("sneaker", "T-shirt/top" as "tshirttop").
+    static func unit(named name: String, in labels: [String]) -> Int? {
+        func key(_ s: String) -> String { String(s.lowercased().filter { $0.isLetter || $0.isNumber }) }
+        let k = key(name)
+        guard !k.isEmpty else { return nil }
+        return labels.firstIndex { key($0) == k }
+    }
 }
 
 /// An activation band [low, high] with low < high.
@@ -76,7 +93,8 @@ public struct Band: Sendable, Equatable, CustomStringConvertible, Codable {
         guard low < high else { throw SamplerError("band \(low):\(high) is empty: the first bound must be below the second (Z1 < Z2)") }
         self.low = low; self.high = high
     }
-    public init(parsing s: String) throws {
+    /// `labels`: class names of the classifier's units, for units given by name.
+    public init(parsing s: String, labels: [String] = []) throws {
         let p = s.split(separator: ":", omittingEmptySubsequences: false)
         guard p.count == 2, let a = Float(p[0]), let b = Float(p[1]) else {
             throw SamplerError("band '\(s)': expected Z1:Z2, e.g. 40:50")
@@ -104,12 +122,12 @@ public struct ResolvedNeuron: Sendable {
         let g = net.graph
         if spec.beforeInPlace {
             guard let v = g.output(ofLayer: spec.blob) else {
-                throw SamplerError("neuron '\(spec)': no layer named '\(spec.blob)' (layers: \(g.nodes.map(\.name).joined(separator: ", ")))")
+                throw SamplerError("neuron '\(spec)': no layer named '\(spec.blob)'\(didYouMean(spec.blob, g.nodes.map(\.name))) (layers: \(listForDisplay(g.nodes.map(\.name), limit: 40)))")
             }
             value = v
         } else {
             guard let v = g.value(named: spec.blob) ?? g.output(ofLayer: spec.blob) else {
-                throw SamplerError("neuron '\(spec)': the classifier has no blob '\(spec.blob)' (blobs: \(g.blobNames.joined(separator: ", ")))")
+                throw SamplerError("neuron '\(spec)': the classifier has no blob '\(spec.blob)'\(didYouMean(spec.blob, g.blobNames)) (blobs: \(listForDisplay(g.blobNames, limit: 40)))")
             }
             value = v
         }

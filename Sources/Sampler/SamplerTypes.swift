@@ -47,6 +47,9 @@ public struct SamplerSettings: Sendable, Codable, Equatable {
     public var seed: UInt64 = 0
     /// Give up (keeping what was found) after this many gradient steps.
     public var maxSteps: Int = 5000
+    /// Stop a band early when nothing was accepted and the closest activation
+    /// has not come 1% nearer the band for this many steps (0: never).
+    public var giveUpSteps: Int = 200
     /// Random initial codes (the paper's start, and the data variant's
     /// without a prior): uniform in [initLow, initHigh] per dimension.
     public var initLow: [Float] = []
@@ -108,6 +111,8 @@ public struct SamplerResult: Sendable {
     /// When the band was not reached: per neuron, the closest activation seen.
     public var closest: [Float]
     public var nonFiniteResets: Int
+    /// The run stopped early: nothing accepted, and no progress towards the band.
+    public var stalled: Bool = false
     /// Walkers restarted because they stopped approaching the band (or, in
     /// the data variant, stopped producing samples).
     public var stalledRestarts: Int = 0

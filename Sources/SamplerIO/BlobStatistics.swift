@@ -38,7 +38,7 @@ public struct BlobStatistics: Codable, Sendable {
         let f = loaded.pipeline.classifier
         let ids: [ValueID] = try names.map { name in
             guard let v = f.graph.value(named: name) ?? f.graph.output(ofLayer: name) else {
-                throw SamplerError("the classifier has no blob '\(name)' (blobs: \(f.graph.blobNames.joined(separator: ", ")))")
+                throw SamplerError("the classifier has no blob '\(name)'\(didYouMean(name, f.graph.blobNames)) (blobs: \(listForDisplay(f.graph.blobNames, limit: 40)))")
             }
             return v
         }

@@ -37,7 +37,12 @@ public struct LoadedPipeline {
         let dir = (path as NSString).deletingLastPathComponent
         func rel(_ p: String) -> String { p.hasPrefix("/") ? p : (dir.isEmpty ? p : dir + "/" + p) }
         func load(_ n: PipelineSpec.NetSpec) throws -> Graph {
-            try CaffeModel.load(prototxt: rel(n.prototxt), weights: n.weights.map(rel))
+            if let w = n.weights.map(rel), !FileManager.default.fileExists(atPath: w) {
+                let readme = dir.isEmpty ? "README.md" : dir + "/README.md"
+                let how = FileManager.default.fileExists(atPath: readme) ? "; \(readme) says how to get it (or to make random weights with `inverse-set init`)" : ""
+                throw SamplerError("\(w): no such file (weights of \(n.prototxt), named by \(path))\(how)")
+            }
+            return try CaffeModel.load(prototxt: rel(n.prototxt), weights: n.weights.map(rel))
         }
         let gGraph = try load(spec.generator)
         let fGraph = try load(spec.classifier)

@@ -13,6 +13,14 @@ public enum Report {
         public var classNames: [String]
         public var notes: [String]
         public var facts: [[String: Double]]
+        /// The sheet's layout: tiles per row (nil: a square grid, or 12 per band row),
+        /// tile size in pixels (nil: from the images), and whether each tile is
+        /// captioned with its activations (and the top class, when known).
+        public var columns: Int?
+        public var tile: Int?
+        public var tileLabels = false
+        /// Top class name per sample index, for the captions when no evaluation gives them.
+        public var topClasses: [Int: String] = [:]
         public init(neurons: [String], labels: [String], classNames: [String], notes: [String], facts: [[String: Double]]) {
             self.neurons = neurons; self.labels = labels; self.classNames = classNames; self.notes = notes; self.facts = facts
         }
@@ -22,35 +30,52 @@ public enum Report {
         let dir = folder.dir
         let records = folder.manifest.samples
         let bandSets = folder.manifest.bands
+        // The top class of each evaluated sample, for the tile captions.
+        var topClass = context.topClasses
+        for bf in evaluation?.bands ?? [] {
+            for (j, idx) in bf.sampleIndices.enumerated() {
+                if let t = bf.topClass?[j] { topClass[idx] = t < context.classNames.count ? context.classNames[t] : String(t) }
+            }
+        }
+        func caption(_ r: SampleFolder.Record) -> String {
+            ([r.activations.map { short($0, digits: 3) }.joined(separator: ",")] + (topClass[r.index].map { [$0] } ?? [])).joined(separator: " ")
+        }
         // Sheet: one labelled row per band when there are several, else a square grid.
-        var tiles: [PNGImage] = []
+        var tiles: [PNGImage] = [], captions: [String] = []
         var rowLabels: [String]? = nil
         var columns: Int
+        let blank = PNGImage(width: 1, height: 1, channels: 3, pixels: [255, 255, 255])
         if bandSets.count > 1 {
             let perBand = bandSets.indices.map { b in records.filter { $0.band == b }.count }
-            columns = min(12, max(1, perBand.max() ?? 1))
+            columns = max(1, context.columns ?? min(12, max(1, perBand.max() ?? 1)))
             rowLabels = []
             for (b, bands) in bandSets.enumerated() {
                 let row = records.filter { $0.band == b }.prefix(columns)
-                for r in row { if let img = try? PNGImage.read(dir + "/" + r.file) { tiles.append(img) } }
-                for _ in row.count..<columns { tiles.append(PNGImage(width: 1, height: 1, channels: 3, pixels: [255, 255, 255])) }
-                rowLabels!.append(bands.map { "[\(short($0.low)),\(short($0.high))]" }.joined(separator: " "))
+                for r in row { tiles.append((try? PNGImage.read(dir + "/" + r.file)) ?? blank); captions.append(caption(r)) }
+                for _ in row.count..<columns { tiles.append(blank); captions.append("") }
+                var label = bands.map { "[\(short($0.low)),\(short($0.high))]" }.joined(separator: " ")
+                if row.isEmpty { label += " none" }
+                rowLabels!.append(label)
             }
         } else {
-            for r in records { if let img = try? PNGImage.read(dir + "/" + r.file) { tiles.append(img) } }
-            columns = max(1, Int(Double(tiles.count).squareRoot().rounded(.up)))
+            for r in records { tiles.append((try? PNGImage.read(dir + "/" + r.file)) ?? blank); captions.append(caption(r)) }
+            columns = max(1, context.columns ?? Int(Double(tiles.count).squareRoot().rounded(.up)))
         }
-        if !tiles.isEmpty {
-            let size = max(64, min(128, tiles[0].width * (tiles[0].width < 64 ? 3 : 1)))
-            let sheet = ContactSheet.make(tiles: tiles, columns: columns, rowLabels: rowLabels, tileSize: size)
-            try sheet.write(to: dir + "/sheet.png")
+        let sheetPath = dir + "/sheet.png"
+        if let first = tiles.first(where: { $0.width > 1 }) {
+            let size = context.tile ?? max(64, min(128, first.width * (first.width < 64 ? 3 : 1)))
+            let sheet = ContactSheet.make(tiles: tiles, columns: columns, rowLabels: rowLabels, tileSize: max(8, size),
+                                          tileLabels: context.tileLabels ? captions : nil)
+            try sheet.write(to: sheetPath)
+        } else if FileManager.default.fileExists(atPath: sheetPath) {
+            try? FileManager.default.removeItem(atPath: sheetPath)   // no sample: no stale sheet
         }
         try html(folder: folder, context: context, evaluation: evaluation)
             .write(toFile: dir + "/report.html", atomically: true, encoding: .utf8)
     }
 
-    static func short(_ v: Float) -> String {
-        v == v.rounded() && abs(v) < 1e7 ? String(Int(v)) : String(format: "%.3g", v)
+    static func short(_ v: Float, digits: Int = 3) -> String {
+        v == v.rounded() && abs(v) < 1e7 ? String(Int(v)) : String(format: "%.\(digits)g", v)
     }
 
     static func escape(_ s: String) -> String {
@@ -59,16 +84,18 @@ public enum Report {
     }
 
     /// An inline SVG histogram of values with the band shaded, counts on the y axis.
-    static func histogram(_ values: [Float], band: Band, title: String) -> String {
+    /// `closest`: for a band that got no sample, the closest activation reached (marked in red).
+    static func histogram(_ values: [Float], band: Band, title: String, closest: Float? = nil) -> String {
         let w = 360.0, h = 140.0, bins = 30, left = 34.0
-        let lo = Double(min(values.min() ?? band.low, band.low)), hi = Double(max(values.max() ?? band.high, band.high))
+        let marks = values + (closest.map { [$0] } ?? [])
+        let lo = Double(min(marks.min() ?? band.low, band.low)), hi = Double(max(marks.max() ?? band.high, band.high))
         let span = max(hi - lo, 1e-6)
         let x0 = lo - 0.05 * span, x1 = hi + 0.05 * span
         var counts = [Int](repeating: 0, count: bins)
         for v in values { counts[min(bins - 1, max(0, Int((Double(v) - x0) / (x1 - x0) * Double(bins))))] += 1 }
         let maxC = Double(max(counts.max() ?? 1, 1))
         func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * (w - left - 10) }
-        var svg = "<svg width=\"\(Int(w))\" height=\"\(Int(h) + 34)\" xmlns=\"http://www.w3.org/2000/svg\">"
+        var svg = "<svg width=\"\(Int(w))\" height=\"\(Int(h) + 46)\" xmlns=\"http://www.w3.org/2000/svg\">"
         svg += "<rect x=\"\(px(Double(band.low)))\" y=\"10\" width=\"\(px(Double(band.high)) - px(Double(band.low)))\" height=\"\(h - 10)\" fill=\"#cfe8cf\"/>"
         let bw = (w - left - 10) / Double(bins)
         for (i, c) in counts.enumerated() where c > 0 {
@@ -81,16 +108,50 @@ public enum Report {
         svg += "<text x=\"2\" y=\"\(h)\" font-size=\"10\">0</text>"
         svg += "<text x=\"\(left)\" y=\"\(h + 14)\" font-size=\"11\">\(short(Float(x0)))</text>"
         svg += "<text x=\"\(w - 60)\" y=\"\(h + 14)\" font-size=\"11\">\(short(Float(x1)))</text>"
-        svg += "<text x=\"\(left)\" y=\"\(h + 30)\" font-size=\"11\">\(escape(title)) band \(escape(band.description)), samples per bin</text></svg>"
+        // Band edges on the x axis.
+        for edge in [band.low, band.high] {
+            let x = px(Double(edge))
+            svg += "<line x1=\"\(x)\" y1=\"\(h)\" x2=\"\(x)\" y2=\"\(h + 4)\" stroke=\"#2a7a2a\"/>"
+            svg += "<text x=\"\(x - 8)\" y=\"\(h + 25)\" font-size=\"10\" fill=\"#2a7a2a\">\(short(edge))</text>"
+        }
+        if let closest, closest.isFinite {
+            let x = px(Double(closest))
+            svg += "<line class=\"closest\" x1=\"\(x)\" y1=\"10\" x2=\"\(x)\" y2=\"\(h)\" stroke=\"#c00\" stroke-width=\"2\"><title>closest activation reached: \(closest)</title></line>"
+            svg += "<text x=\"\(min(x + 3, w - 90))\" y=\"22\" font-size=\"10\" fill=\"#c00\">closest \(short(closest, digits: 4))</text>"
+        }
+        svg += "<text x=\"\(left)\" y=\"\(h + 40)\" font-size=\"11\">\(escape(title)) band \(escape(band.description)): samples per bin (y), activation (x)</text></svg>"
         return svg
     }
 
-    static func title(method: String, neurons: String) -> String {
+    static func title(method: String, variant: String? = nil, neurons: String) -> String {
         switch method {
         case "am": return "Activation maximisation of \(neurons)"
         case "ppgn": return "PPGN samples of \(neurons)"
-        default: return "Inverse set of \(neurons)"
+        default: return variant == "paper" ? "Inverse set of \(neurons) (the paper's algorithm)" : "Inverse set of \(neurons)"
         }
+    }
+
+    /// Per band of a multi-band run: samples, fraction in the band, steps,
+    /// diversity, and the closest activation of a band that got none.
+    static func bandTable(_ folder: SampleFolder) -> String {
+        let m = folder.manifest
+        var out = "<table class=\"fig bands\"><tr><th>band</th><th>samples</th><th>in band</th><th>gradient steps</th><th>mean pairwise E distance</th><th>closest reached</th></tr>"
+        for (b, bands) in m.bands.enumerated() {
+            let rows = m.samples.indices.filter { m.samples[$0].band == b }
+            let inBand = rows.filter { zip(m.samples[$0].activations, bands).allSatisfy { $1.contains($0) } }.count
+            let diversity = rows.count > 1 ? number(Metrics.meanPairwiseDistance(rows.map { folder.embeddings[$0] })) : "–"
+            let closest = (m.closest.flatMap { b < $0.count ? $0[b] : nil } ?? []).map { short($0, digits: 4) }.joined(separator: ", ")
+            out += "<tr><td>\(b + 1): \(escape(bands.map(\.description).joined(separator: " ")))</td><td>\(rows.count)</td>"
+            out += "<td>\(rows.isEmpty ? "–" : percent(Double(inBand) / Double(rows.count)))</td><td>\(b < m.steps.count ? String(m.steps[b]) : "–")</td>"
+            out += "<td>\(diversity)</td><td>\(rows.isEmpty ? escape(closest) : "")</td></tr>"
+        }
+        return out + "</table>"
+    }
+
+    /// An argument as a POSIX shell would need it written.
+    public static func shellQuoted(_ a: String) -> String {
+        let plain = a.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=,@%+".contains($0) }
+        return !a.isEmpty && plain ? a : "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
     static func percent(_ v: Double?) -> String { v.map { String(format: "%.1f%%", 100 * $0) } ?? "–" }
@@ -126,21 +187,40 @@ public enum Report {
         let named = context.neurons.enumerated().map { k, n in
             k < context.labels.count && !context.labels[k].isEmpty ? "\(n) (\(context.labels[k]))" : n
         }.joined(separator: " ∩ ")
-        var out = "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(escape(title(method: m.settings.method, neurons: named)))</title>"
+        let st = m.settings
+        let heading = escape(title(method: st.method, variant: st.variant, neurons: named))
+        var out = "<!doctype html><html><head><meta charset=\"utf-8\"><title>\(heading)</title>"
         out += "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}td,th{padding:3px 9px;text-align:left}"
         out += ".fig td:nth-child(n+2){text-align:right}.grid{display:flex;flex-wrap:wrap;gap:6px}"
         out += ".cell{font-size:11px;text-align:center;border:1px solid #ddd;padding:3px}.cell img{width:56px;height:56px;image-rendering:pixelated}"
-        out += "code{background:#f3f3f3;padding:1px 4px}</style></head><body>"
-        out += "<h1>\(escape(title(method: m.settings.method, neurons: named)))</h1>"
-        let st = m.settings
-        out += "<p>method <b>\(escape(st.method))</b>\(st.variant.map { ", variant <b>\(escape($0))</b>" } ?? ""), n = \(m.n) per band, K = \(st.k), seed \(st.seed), pipeline <code>\(escape(st.pipeline))</code>; \(escape(m.tool))</p>"
-        out += "<p>\(folder.totalSteps) gradient steps and \(String(format: "%.1f", folder.totalSeconds)) s over \(m.segments.count) segment(s):</p><ul>"
+        out += ".warning{color:#a00;border:2px solid #a00;padding:6px}code{background:#f3f3f3;padding:1px 4px}</style></head><body>"
+        out += "<h1>\(heading)</h1>"
+        let weights = m.weights ?? []
+        for w in weights where w.random {
+            let what = w.file.isEmpty ? "has no weights file: its weights were drawn from fillers" : "<code>\(escape(w.file))</code> holds random weights (written by <code>inverse-set init</code>, or filled with --allow-missing-weights)"
+            out += "<p class=\"warning\"><b>Random weights:</b> the \(escape(w.net)) \(what). These samples say nothing about a trained network.</p>"
+        }
+        out += "<p>method <b>\(escape(st.method))</b>\(st.variant.map { ", variant <b>\(escape($0))</b>" } ?? ""), n = \(m.n) per band, K = \(st.k), seed \(st.seed), max steps \(st.maxSteps), pipeline <code>\(escape(st.pipeline))</code></p>"
+        out += "<h2>How it was made</h2><p>\(folder.totalSteps) gradient steps and \(String(format: "%.1f", folder.totalSeconds)) s over \(m.segments.count) segment(s) (each invocation of the command):</p><ul>"
         for seg in m.segments {
-            out += "<li><code>\(escape(seg.command.joined(separator: " ")))</code> — started \(escape(seg.started)), \(seg.steps) steps, \(String(format: "%.1f", seg.seconds)) s, \(seg.accepted) samples</li>"
+            let build = [seg.tool, seg.commit.map { "commit \($0)" }].compactMap { $0 }.joined(separator: ", ")
+            out += "<li><code>\(escape(seg.command.map(shellQuoted).joined(separator: " ")))</code> — started \(escape(seg.started)), \(seg.steps) steps, \(String(format: "%.1f", seg.seconds)) s, \(seg.accepted) samples\(build.isEmpty ? "" : "; " + escape(build))</li>"
         }
         out += "</ul>"
+        if !weights.isEmpty {
+            out += "<table class=\"weights\"><tr><th>net</th><th>weights file</th><th>sha256</th></tr>"
+            for w in weights {
+                out += "<tr><td>\(escape(w.net))</td><td><code>\(escape(w.file.isEmpty ? "(none: fillers)" : w.file))</code>\(w.random ? " <b style=\"color:#a00\">random</b>" : "")</td><td><code>\(escape(w.sha256))</code></td></tr>"
+            }
+            out += "</table>"
+        }
         for note in context.notes { out += "<p style=\"color:#a00\"><b>Note:</b> \(escape(note))</p>" }
-        out += "<h2>Samples</h2><img src=\"sheet.png\" style=\"max-width:100%\">"
+        out += "<h2>Samples</h2>"
+        if FileManager.default.fileExists(atPath: folder.dir + "/sheet.png") {
+            out += "<img src=\"sheet.png\" style=\"max-width:100%\">"
+        } else {
+            out += "<p class=\"warning\">No sample was accepted, so there is no sheet; the histograms below mark the closest activation reached.</p>"
+        }
         out += "<h2>Figures</h2><table>"
         func row(_ k: String, _ v: String) { out += "<tr><th>\(k)</th><td>\(v)</td></tr>" }
         row("samples accepted", String(Int(s["accepted"] ?? 0)))
@@ -154,6 +234,7 @@ public enum Report {
             row("sampler, band \(b + 1)", escape(text))
         }
         out += "</table>"
+        if m.bands.count > 1 { out += bandTable(folder) }
         if let ev = evaluation {
             out += "<h2>Against the real inverse set</h2>"
             out += "<p>Real images: the \(ev.evaluationImages) images of <code>\(escape(ev.dataset))</code>\(ev.split.map { " (split \(escape($0)))" } ?? "") whose activations lie in the band, embedded by E. The control is G's reconstruction of each of them: the best this generator can show. d = the real set's median nearest-neighbour distance; k-NN balls with k = 3 (docs/evaluation.md).</p>"
@@ -184,7 +265,8 @@ public enum Report {
             for (k, neuron) in context.neurons.enumerated() where k < bands.count {
                 var title = neuron
                 if k < context.labels.count, !context.labels[k].isEmpty { title += " (\(context.labels[k]))" }
-                out += histogram(recs.map { $0.activations[k] }, band: bands[k], title: title)
+                let closest = recs.isEmpty ? (m.closest.flatMap { b < $0.count ? $0[b] : nil }.flatMap { k < $0.count ? $0[k] : nil }) : nil
+                out += histogram(recs.map { $0.activations[k] }, band: bands[k], title: "band \(b + 1), " + title, closest: closest)
             }
         }
         out += "</body></html>\n"

@@ -78,6 +78,9 @@ public final class SampleFolder {
         public var steps: Int
         public var seconds: Double
         public var accepted: Int
+        /// The tool's version and the source commit of the build that ran it.
+        public var tool: String?
+        public var commit: String?
     }
 
     public struct Manifest: Codable, Sendable {
@@ -94,6 +97,11 @@ public final class SampleFolder {
         public var summary: [String: Double]?
         /// FNV-1a (64 bits, hex) of the committed rows of codes.npy, checked on resume.
         public var codesChecksum: String?
+        /// The weights files of the last segment, with their SHA-256.
+        public var weights: [WeightFileRecord]?
+        /// Per band, per neuron: the activation closest to the band that the
+        /// sampler reached (written when a band ends short of n samples).
+        public var closest: [[Float]?]?
     }
 
     public let dir: String
@@ -141,7 +149,13 @@ public final class SampleFolder {
         }
         let diff = settings.differences(from: old.settings)
         guard diff.isEmpty, old.neurons == neurons, old.bands == bands else {
-            throw SamplerError("\(dir) holds a different run (\(diff.isEmpty ? "other neurons or bands" : diff.joined(separator: ", "))); rerun with the earlier flags to resume, or choose another --out")
+            var what = diff
+            if old.neurons != neurons { what.append("neurons \(old.neurons) -> \(neurons)") }
+            if old.bands != bands {
+                func text(_ b: [[Band]]) -> String { b.map { $0.map(\.description).joined(separator: " ") }.joined(separator: ", ") }
+                what.append("bands \(text(old.bands)) -> \(text(bands))\(diff.isEmpty ? " (percentile bands over another dataset?)" : "")")
+            }
+            throw SamplerError("\(dir) holds a different run (\(what.joined(separator: ", "))); rerun with the earlier flags to resume, or choose another --out")
         }
         let c = try NPY.read(dir + "/codes.npy"), e = try NPY.read(dir + "/embeddings.npy")
         let rows = old.samples.count
@@ -239,10 +253,22 @@ public final class SampleFolder {
 
     /// Opens a segment (one invocation); its steps and seconds grow with
     /// every commit until the process ends.
-    public func beginSegment(command: [String]) {
+    public func beginSegment(command: [String], tool: String? = nil, commit: String? = nil) {
         segmentStart = Date()
         manifest.segments.append(Segment(started: ISO8601DateFormatter().string(from: segmentStart), command: command,
-                                         n: manifest.n, steps: 0, seconds: 0, accepted: 0))
+                                         n: manifest.n, steps: 0, seconds: 0, accepted: 0, tool: tool, commit: commit))
+    }
+
+    /// Records the weights files the run reads.
+    public func setWeights(_ w: [WeightFileRecord]) { manifest.weights = w }
+
+    /// Records the closest activations reached in a band that ended short (nil: it did not).
+    public func setClosest(_ values: [Float]?, band: Int) {
+        var c = manifest.closest ?? []
+        while c.count < manifest.bands.count { c.append(nil) }
+        guard band < c.count else { return }
+        c[band] = values
+        manifest.closest = c
     }
     private var segmentStart = Date()
 

@@ -17,6 +17,11 @@ public struct SampleRequest: Sendable {
     public var method: Method = .inverseSet
     public var variant: SamplerSettings.Variant = .data
     public var maxSteps = 3000
+    /// Stop a band that accepted nothing after this many steps without progress (0: never).
+    public var stallSteps = 200
+    /// The tool's version and source commit, recorded per segment.
+    public var tool: String?
+    public var commit: String?
     /// A dataset for the code prior instead of the pipeline's data.dataset.
     public var priorDataset: String?
     /// Images of the prior (default: the pipeline's data.prior_count, else 10,000).
@@ -69,7 +74,8 @@ public enum SamplingRun {
     public static func run(_ request: SampleRequest, loaded: LoadedPipeline, folder: SampleFolder,
                            progress: @escaping (_ step: Int?, _ accepted: Int, _ phase: String?) -> Void) throws -> SampleOutcome {
         let p = loaded.pipeline
-        folder.beginSegment(command: request.command)
+        folder.setWeights(loaded.weightFiles())   // before the segment's clock starts
+        folder.beginSegment(command: request.command, tool: request.tool, commit: request.commit)
         var notes: [String] = [], facts: [[String: Double]] = []
         var bandsShort = 0
         var prior: CodePrior? = request.prior
@@ -85,7 +91,7 @@ public enum SamplingRun {
             var settings = SamplerSettings()
             settings.variant = request.variant
             settings.count = request.n; settings.walkers = request.k; settings.seed = request.seed &+ UInt64(b) &* 7919
-            settings.maxSteps = request.maxSteps; settings.initLow = loaded.initLow; settings.initHigh = loaded.initHigh
+            settings.maxSteps = request.maxSteps; settings.giveUpSteps = request.stallSteps; settings.initLow = loaded.initLow; settings.initHigh = loaded.initHigh
             request.tune(&settings)
             let wantsPrior = (request.method == .inverseSet && request.variant == .data && settings.usePrior) || request.method == .ppgn
             if wantsPrior, request.priorDataset != nil || loaded.spec.data?.dataset != nil {
@@ -130,7 +136,11 @@ public enum SamplingRun {
             if !result.reachedTarget {
                 bandsShort += 1
                 let closest = zip(request.neurons, result.closest).map { "\($0.text.split(separator: "=").first ?? "") reached \($1)" }.joined(separator: ", ")
-                notes.append("band \(b) \(bands): only \(folder.samples(band: b).count) of \(request.n) samples after \(result.steps) steps; closest activations reached: \(closest)")
+                let why = result.stalled
+                    ? "stopped after \(result.steps) steps, none in the band, the closest activation no nearer for \(request.stallSteps) steps (--stall-steps 0 never stops early)"
+                    : "only \(folder.samples(band: b).count) of \(request.n) samples after \(result.steps) steps"
+                notes.append("band \(b) \(bands): \(why); closest activations reached: \(closest); `inverse-set stats --blobs BLOB` shows the values real images reach")
+                if !result.closest.isEmpty { folder.setClosest(result.closest, band: b) }
             }
         }
         let records = folder.manifest.samples
