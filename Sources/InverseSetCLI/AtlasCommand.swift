@@ -10,21 +10,14 @@ struct AtlasCommand: ParsableCommand {
         commandName: "atlas",
         abstract: "Sweep the units of a layer: one resumable sample folder per unit and an index over them.",
         discussion: """
-        Bands are numbers (--bands 1:2,2:3) or percentiles of each unit over the dataset
-        (--bands p90:p99,p99:max; min and max too), computed once for all units in one pass.
-        Each unit gets DIR/units/<blob>_<unit>/ (a sample folder with its report); DIR/index.html
-        and DIR/atlas.json index them. Rerunning the command resumes: finished units are never
-        recomputed. Per-unit seeds derive from --seed and the unit, so a unit rerun alone (--units U)
-        gives the same samples.
+        Bands are numbers (--bands 1:2,2:3) or percentiles of each unit over the dataset (--bands p90:p99,p99:max; min and max too), computed once for all units in one pass; a unit whose band is empty over the dataset is skipped and listed. Each unit gets DIR/units/<blob>_<unit>/ (a sample folder with its report); DIR/index.html and DIR/atlas.json index them. Rerunning the command resumes: finished units are never recomputed. Per-unit seeds derive from --seed and the unit, so a unit rerun alone (--units U) gives the same samples.
 
-        Backends: local (default) runs --jobs worker processes here; slurm writes DIR/slurm/atlas.sbatch
-        and submits it as one array job whose task i runs `inverse-set atlas --shard i/N --out DIR`,
-        plus a job that merges the index when the array ends (afterany). --status DIR tells what is
-        done, running, failed and pending; resubmitting the same command reruns only what is missing.
+        Backends: local (default) runs --jobs worker processes here; slurm writes DIR/slurm/atlas.sbatch and submits it as one array job whose task i runs `inverse-set atlas --shard i/N --out DIR`, plus a job that merges the index when the array ends (afterany). --status DIR tells what is done, running, failed and pending; resubmitting the same command reruns only what is missing. See docs/atlas.md and docs/scaling.md.
+
         Example: inverse-set atlas --layer conv5 --units 0-15 --bands p95:p99.5 -n 40 --out out/atlas
-        """)
+        """.reflowed)
 
-    @Option(help: "Pipeline file (default: Models/fashion/pipeline.json).") var pipeline: String = "Models/fashion/pipeline.json"
+    @Option(help: "Pipeline file naming G, f, E and the dataset.") var pipeline: String = BuildInfo.defaultPipeline
     @Option(help: "Classifier blob to sweep (fc8, fc6, conv5, ...).") var layer: String?
     @Option(help: "Units, as ranges and lists (0-255, 0-9,17); default all.") var units: String?
     @Option(help: "For feature maps: centre (default), mean, or Y,X.") var position: String = "centre"
@@ -83,7 +76,7 @@ struct AtlasCommand: ParsableCommand {
             // No dataset: numeric bands only, and no evaluation (the paper's pipeline names none).
             let datasetPath = dataset ?? loaded.spec.data?.dataset.map(loaded.resolve) ?? ""
             // Absolute, so that array tasks and workers started elsewhere find it.
-            let draft = Atlas.Plan(pipeline: absolute(pipeline), layer: layer, position: positionText, units: [], bandSpecs: [], bands: [],
+            let draft = Atlas.Plan(pipeline: absolute(BuildInfo.pipeline(pipeline)), layer: layer, position: positionText, units: [], bandSpecs: [], bands: [],
                                    n: n, k: k, seed: seed, maxSteps: maxSteps, method: method, variant: variant,
                                    dataset: datasetPath, split: split ?? loaded.spec.data?.evaluation_split ?? "test",
                                    evaluationImages: 0, priorCount: priorCount, threads: threads)

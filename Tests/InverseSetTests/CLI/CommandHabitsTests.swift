@@ -125,7 +125,7 @@ struct CommandHabitsTests {
     /// Every subcommand's help: paragraphs wrapped at 80 columns without
     /// ragged short lines inside them, an example, and --neuron required.
     @Test func helpWrapsCleanlyWithAnExample() throws {
-        for command in ["sample", "evaluate", "stats", "diversity", "inspect", "run", "init", "train", "score", "bench", "layers"] {
+        for command in ["sample", "evaluate", "stats", "diversity", "inspect", "run", "init", "train", "score", "bench", "layers", "atlas"] {
             let r = try runCLI([command, "--help"], environment: ["COLUMNS": "80", "PATH": "/usr/bin:/bin"])
             #expect(r.status == 0, "\(command): \(r.stderr)")
             #expect(r.stdout.contains("Example: inverse-set \(command)"), "\(command) has no example")
