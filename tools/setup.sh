@@ -4,6 +4,11 @@
 set -euo pipefail
 
 PACKAGES=(pkg-config libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashion-mnist)
+# `setup.sh --tests` (tools/test.sh): also a one-node Slurm cluster for the atlas's Slurm
+# test (tools/slurm-local.sh runs it).
+if [ "${1:-}" = "--tests" ]; then
+    PACKAGES+=(slurmctld slurmd slurm-client munge)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -8,18 +8,27 @@
 set -euo pipefail
 cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: slurm-local.sh start|stop DIR" >&2; exit 2; }
+dir=$(realpath -m -- "$dir")   # slurm.conf needs absolute paths
 conf=$dir/slurm.conf
+# The paths as extended regular expressions, for pgrep/pkill.
+quote_re() { printf '%s' "$1" | sed 's/[][\.*^$+?(){}|]/\\&/g'; }
+daemons="-f $(quote_re "$conf")|--socket=$(quote_re "$dir/munge/")"
 
 stop() {
-    for p in slurmd slurmctld; do
-        [ -f "$dir/$p.pid" ] && kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
+    # Only pids whose command line names this DIR's files: a stale pid file must not
+    # make us kill another process.
+    for p in slurmd slurmctld munged; do
+        pid=$(cat "$dir/$p.pid" 2>/dev/null || true)
+        if [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/"; then
+            kill "$pid" 2>/dev/null || true
+        fi
+        rm -f "$dir/$p.pid"
     done
-    [ -f "$dir/munged.pid" ] && kill "$(cat "$dir/munged.pid")" 2>/dev/null || true
-    # Whatever is left of this DIR's daemons (a pid file can be missing or stale; slurmd
-    # can take its time over SIGTERM): TERM, up to 5 s, then KILL.
+    # Whatever is left of this DIR's daemons (slurmd can take its time over SIGTERM):
+    # TERM for up to 5 s, then KILL.
     for signal in TERM TERM TERM TERM TERM KILL; do
-        pgrep -f -- "-f $conf|--socket=$dir/munge/" >/dev/null || return 0
-        pkill "-$signal" -f -- "-f $conf|--socket=$dir/munge/" 2>/dev/null || true
+        pgrep -f -- "$daemons" >/dev/null || return 0
+        pkill "-$signal" -f -- "$daemons" 2>/dev/null || true
         sleep 1
     done
 }

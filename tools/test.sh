@@ -3,7 +3,7 @@
 # loops are 10-50x slower in debug builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/setup.sh
+bash tools/setup.sh --tests
 swift build -c release --build-tests
 swift test -c release --skip-build "$@"
 # The plugin guide, followed verbatim from an empty folder (its own package

@@ -43,6 +43,7 @@ struct AtlasCommand: ParsableCommand {
     @Option(name: .customLong("sbatch-arg"), help: "Slurm: extra sbatch argument (repeatable).") var sbatchArgs: [String] = []
     @Flag(name: .customLong("dry-run"), help: "Slurm: print the batch scripts instead of submitting them.") var dryRun = false
     @Option(help: "Run shard I/N of the plan in DIR (what each worker and array task runs).") var shard: String?
+    @Option(name: .customLong("todo"), help: .hidden) var todo: String?
     @Option(help: "Print what is done, running, failed and pending in DIR.") var status: String?
     @Option(help: "Merge the finished units of DIR into its index (the Slurm merge job).") var merge: String?
     @Option(help: "Output folder.") var out: String?
@@ -61,7 +62,7 @@ struct AtlasCommand: ParsableCommand {
             if let shard { return try runShard(shard, dir: out) }
             guard let layer else { throw SamplerError("give --layer BLOB, e.g. --layer conv5") }
             guard let bands else { throw SamplerError("give --bands, e.g. --bands p90:p99 or --bands 1:2,2:3") }
-            guard n > 0, k > 0, threads > 0 else { throw SamplerError("-n, -k and --threads must be positive") }
+            guard n > 0, k > 0, threads > 0, (tasks ?? 1) > 0 else { throw SamplerError("-n, -k, --threads and --tasks must be positive") }
             guard ["local", "slurm"].contains(backend) else { throw SamplerError("--backend must be local or slurm, not '\(backend)'") }
             guard SampleRequest.Method(rawValue: method) != nil else { throw SamplerError("--method must be inverse-set, am or ppgn") }
             guard SamplerSettings.Variant(rawValue: variant) != nil else { throw SamplerError("--variant must be data or paper") }
@@ -74,7 +75,8 @@ struct AtlasCommand: ParsableCommand {
             let loaded = try Toolbox.loadPipeline(pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
             let positionText = try Self.position(position)
             // No dataset: numeric bands only, and no evaluation (the paper's pipeline names none).
-            let datasetPath = dataset ?? loaded.spec.data?.dataset.map(loaded.resolve) ?? ""
+            let given = dataset ?? loaded.spec.data?.dataset.map(loaded.resolve) ?? ""
+            let datasetPath = given.isEmpty ? "" : absolute(given)
             // Absolute, so that array tasks and workers started elsewhere find it.
             let draft = Atlas.Plan(pipeline: absolute(BuildInfo.pipeline(pipeline)), layer: layer, position: positionText, units: [], bandSpecs: [], bands: [],
                                    n: n, k: k, seed: seed, maxSteps: maxSteps, method: method, variant: variant,
@@ -128,8 +130,18 @@ struct AtlasCommand: ParsableCommand {
         let registry = try common.makeRegistry()
         let loaded = try Toolbox.loadPipeline(plan.pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
         let cache = plan.dataset.isEmpty ? nil : try Atlas.Cache.read(from: dir + "/cache")
+        // A Slurm resubmission deals out the units that were missing when it was
+        // submitted (--todo FILE), not every unit of the plan.
+        var units = Atlas.shard(plan, parts[0], of: parts[1])
+        if let todo {
+            guard let data = FileManager.default.contents(atPath: todo), let list = try? JSONDecoder().decode([Int].self, from: data) else {
+                throw SamplerError("\(todo): missing or damaged; submit the atlas command again")
+            }
+            units = list.enumerated().filter { $0.offset % parts[1] == parts[0] }.map(\.element)
+        }
         var failures = 0
-        for u in Atlas.shard(plan, parts[0], of: parts[1]) where Atlas.state(dir, plan: plan, unit: u) != .done {
+        // Units another process is sampling (its folder lock is held) are left to it.
+        for u in units where ![.done, .running].contains(Atlas.state(dir, plan: plan, unit: u)) {
             let started = Date()
             do {
                 let r = try Atlas.runUnit(u, dir: dir, plan: plan, cache: cache, loaded: loaded, command: CommandLine.arguments,
@@ -190,6 +202,16 @@ struct AtlasCommand: ParsableCommand {
         report(final: true)
         let index = try Atlas.merge(dir: dir)
         print("index: \(dir)/index.html  (atlas.json: \(dir)/atlas.json)")
+        // Status 3 is a worker whose units failed (each with its error.txt); any
+        // other non-zero status is a worker that died or could not start.
+        let died = processes.enumerated().filter { ![0, 3].contains($0.element.terminationStatus) }
+        for (i, p) in died {
+            let why = p.terminationReason == .uncaughtSignal ? "was killed by signal \(p.terminationStatus)" : "exited with status \(p.terminationStatus)"
+            FileHandle.standardError.write(Data("inverse-set: atlas: worker \(i) \(why); its log: \(dir)/logs/worker\(i).log\n".utf8))
+        }
+        if !index.pending.isEmpty {
+            FileHandle.standardError.write(Data("inverse-set: atlas: \(index.pending.count) unit(s) not run (\(index.pending.prefix(12).map(String.init).joined(separator: ", "))\(index.pending.count > 12 ? ", ..." : "")); rerun the same command to run them\n".utf8))
+        }
         if !index.failed.isEmpty {
             FileHandle.standardError.write(Data("inverse-set: atlas: \(index.failed.count) unit(s) failed (logs in \(dir)/logs, each unit's error.txt); rerun the same command to retry them:\n".utf8))
             for f in index.failed {
@@ -197,31 +219,36 @@ struct AtlasCommand: ParsableCommand {
             }
             throw ExitCode(2)
         }
+        if !died.isEmpty || !index.pending.isEmpty { throw ExitCode(2) }
     }
 
     // MARK: - Slurm
 
+    /// `s` quoted for a POSIX shell.
+    static func shellQuoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
     /// The array job's and the merge job's batch scripts.
-    func slurmScripts(dir: String, tasks: Int) throws -> [String] {
+    func slurmScripts(dir: String, tasks: Int, todo: String? = nil) throws -> [String] {
         let cpus = cpusPerTask ?? threads
         var head = ["#!/bin/bash", "# inverse-set atlas: one array task per shard of the plan in \(dir).",
                     "# Task i runs the units i, i + N, i + 2N, ... of DIR/plan.json that are not done yet;",
                     "# a unit killed midway resumes from its saved state when the command is submitted again."]
+        // --output is given on sbatch's command line (submit), where a path with spaces survives.
         head += ["#SBATCH --job-name=inverse-set-atlas", "#SBATCH --array=0-\(max(0, tasks - 1))\(arrayThrottle.map { "%\($0)" } ?? "")",
-                 "#SBATCH --cpus-per-task=\(cpus)", "#SBATCH --mem=\(mem)", "#SBATCH --time=\(time)",
-                 "#SBATCH --output=\(dir)/slurm/%A_%a.out"]
+                 "#SBATCH --cpus-per-task=\(cpus)", "#SBATCH --mem=\(mem)", "#SBATCH --time=\(time)"]
         if let partition { head.append("#SBATCH --partition=\(partition)") }
         for a in sbatchArgs { head.append("#SBATCH \(a)") }
-        let plugins = pluginArguments.map { "'\($0)'" }.joined(separator: " ")
+        let extra = (pluginArguments + (missingWeights.allowMissingWeights ? ["--allow-missing-weights"] : [])
+                     + (todo.map { ["--todo", $0] } ?? [])).map(Self.shellQuoted).joined(separator: " ")
         let array = (head + ["set -euo pipefail",
-                             "exec '\(Self.executable)' atlas --shard \"$SLURM_ARRAY_TASK_ID/\(tasks)\" --out '\(dir)' \(plugins)"])
+                             "exec \(Self.shellQuoted(Self.executable)) atlas --shard \"$SLURM_ARRAY_TASK_ID/\(tasks)\" --out \(Self.shellQuoted(dir)) \(extra)"])
             .joined(separator: "\n") + "\n"
         var mergeHead = ["#!/bin/bash", "# inverse-set atlas: merges the finished units of \(dir) into index.html and atlas.json",
                          "# once the array job has ended, whatever its tasks' outcome (afterany).",
                          "#SBATCH --job-name=inverse-set-atlas-merge", "#SBATCH --cpus-per-task=1", "#SBATCH --mem=1G",
-                         "#SBATCH --time=00:30:00", "#SBATCH --output=\(dir)/slurm/merge_%j.out"]
+                         "#SBATCH --time=00:30:00"]
         if let partition { mergeHead.append("#SBATCH --partition=\(partition)") }
-        let merge = (mergeHead + ["set -euo pipefail", "exec '\(Self.executable)' atlas --merge '\(dir)'"]).joined(separator: "\n") + "\n"
+        let merge = (mergeHead + ["set -euo pipefail", "exec \(Self.shellQuoted(Self.executable)) atlas --merge \(Self.shellQuoted(dir))"]).joined(separator: "\n") + "\n"
         return [array, merge]
     }
 
@@ -232,13 +259,18 @@ struct AtlasCommand: ParsableCommand {
             print("atlas: every unit is done; index: \(dir)/index.html")
             return
         }
-        let count = min(tasks ?? missing.count, 1000, plan.runnable.count)
-        let scripts = try slurmScripts(dir: dir, tasks: count)
+        let count = min(tasks ?? missing.count, 1000, missing.count)
         try FileManager.default.createDirectory(atPath: dir + "/slurm", withIntermediateDirectories: true)
+        // The tasks deal out exactly the units missing now, so a resubmission's
+        // tasks each get their share of them.
+        let todo = dir + "/slurm/todo.json"
+        try Toolbox.writeText(String(decoding: try JSONEncoder().encode(missing), as: UTF8.self) + "\n", to: todo)
+        let scripts = try slurmScripts(dir: dir, tasks: count, todo: todo)
         try Toolbox.writeText(scripts[0], to: dir + "/slurm/atlas.sbatch")
         try Toolbox.writeText(scripts[1], to: dir + "/slurm/merge.sbatch")
-        let arrayID = try sbatch(["--parsable", dir + "/slurm/atlas.sbatch"])
-        let mergeID = try sbatch(["--parsable", "--dependency=afterany:\(arrayID)", dir + "/slurm/merge.sbatch"])
+        let arrayID = try sbatch(["--parsable", "--output=\(dir)/slurm/%A_%a.out", dir + "/slurm/atlas.sbatch"])
+        let mergeID = try sbatch(["--parsable", "--output=\(dir)/slurm/merge_%j.out", "--dependency=afterany:\(arrayID)",
+                                  dir + "/slurm/merge.sbatch"])
         let record = "{\"array\": \"\(arrayID)\", \"merge\": \"\(mergeID)\", \"tasks\": \(count), \"units\": \(missing.count), \"submitted\": \"\(ISO8601DateFormatter().string(from: Date()))\"}\n"
         try Toolbox.writeText(record, to: dir + "/slurm/jobs.json")
         print("atlas: submitted array job \(arrayID) (\(count) tasks for \(missing.count) units) and merge job \(mergeID); follow with: inverse-set atlas --status \(dir)")

@@ -41,7 +41,12 @@ public enum Atlas {
         public var threads: Int
         /// Units left out when planning, with the reason (a band that is empty
         /// over the dataset, e.g. p95:p99.5 of a unit that is 0 on 99.5% of it).
-        public var skipped: [Failure] = []
+        public var skipped: [Failure] {
+            get { skippedUnits ?? [] }
+            set { skippedUnits = newValue }
+        }
+        /// Optional in the file: plans written before units could be skipped have none.
+        var skippedUnits: [Failure]? = nil
 
         /// The units that are sampled: `units` less `skipped`.
         public var runnable: [Int] {
@@ -61,7 +66,7 @@ public enum Atlas {
         enum CodingKeys: String, CodingKey {
             case format, pipeline, layer, position, units, bandSpecs = "band_specs", bands, n, k, seed
             case maxSteps = "max_steps", method, variant, dataset, split, evaluationImages = "evaluation_images"
-            case priorCount = "prior_count", threads, skipped
+            case priorCount = "prior_count", threads, skippedUnits = "skipped"
         }
 
         /// The neuron spec of unit `u` (its band comes from `bands`).
@@ -104,6 +109,14 @@ public enum Atlas {
         public var topImages: [Int]
         public var notes: [String]
 
+        public init(unit: Int, neuron: String, bands: [Band], accepted: [Int], samples: [SampleQuality], control: [SampleQuality],
+                    realInBand: [Int], activation: [Float], inBand: Double, steps: Int, seconds: Double, codesChecksum: String?,
+                    topImages: [Int], notes: [String]) {
+            self.unit = unit; self.neuron = neuron; self.bands = bands; self.accepted = accepted; self.samples = samples
+            self.control = control; self.realInBand = realInBand; self.activation = activation; self.inBand = inBand
+            self.steps = steps; self.seconds = seconds; self.codesChecksum = codesChecksum; self.topImages = topImages; self.notes = notes
+        }
+
         enum CodingKeys: String, CodingKey {
             case unit, neuron, bands, accepted, samples, control, realInBand = "real_in_band", activation
             case inBand = "in_band", steps, seconds, codesChecksum = "codes_checksum", topImages = "top_images", notes
@@ -114,6 +127,9 @@ public enum Atlas {
 
     /// atlas.json: the plan and every finished unit, for numpy/pandas users.
     public struct Index: Codable, Sendable {
+        public init(plan: Plan, units: [UnitResult], failed: [Failure], pending: [Int]) {
+            self.plan = plan; self.units = units; self.failed = failed; self.pending = pending
+        }
         public var plan: Plan
         public var units: [UnitResult]
         public var failed: [Failure]
@@ -272,7 +288,7 @@ public enum Atlas {
             var compare = old
             compare.bands = plan.bands
             compare.evaluationImages = plan.evaluationImages
-            compare.skipped = plan.skipped
+            compare.skippedUnits = plan.skippedUnits
             guard compare == plan else {
                 throw SamplerError("\(dir) holds another sweep (its plan.json differs in \(differences(old, plan).joined(separator: ", "))); rerun with its settings, or choose another --out")
             }
@@ -522,7 +538,7 @@ public enum Atlas {
             : "<b style=\"color:#a00\" title=\"the band did not fill within --max-steps; the unit's report names the closest activation reached\">\(accepted) of \(n) samples</b>"
     }
 
-    static func html(_ index: Index) -> String {
+    public static func html(_ index: Index) -> String {
         let p = index.plan
         func f(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "–" }
         var out = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Atlas of \(Report.escape(p.layer))</title><style>"
@@ -550,7 +566,8 @@ public enum Atlas {
         out += "<th>real in band</th><th>coverage</th><th>capped precision</th><th>near-dup</th><th>distinct</th><th>report</th></tr></thead><tbody id=\"b\"></tbody></table>"
         var rows: [[String]] = []
         for r in index.units {
-            let name = p.folderName(r.unit)
+            // The folder name as a URL path: "%" (fileSafe's escapes, e.g. %2F) as %25.
+            let name = p.folderName(r.unit).replacingOccurrences(of: "%", with: "%25")
             var values: [Double?] = [Double(r.unit)]
             var html = "<tr><td>\(r.unit)</td>"
             func cell(_ v: Double?, _ text: String? = nil) { values.append(v); html += "<td>\(text ?? f(v))</td>" }

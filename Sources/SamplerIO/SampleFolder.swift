@@ -208,7 +208,14 @@ public final class SampleFolder {
         let path = dir + "/.lock"
         let fd = open(path, O_CREAT | O_RDWR, 0o644)
         guard fd >= 0 else { throw SamplerError("\(path): cannot be opened (\(String(cString: strerror(errno))))") }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        // A few tries: `atlas --status` and the local sweep's progress line probe
+        // the lock of unfinished folders for an instant.
+        var locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        for _ in 0..<5 where !locked {
+            usleep(50_000)
+            locked = flock(fd, LOCK_EX | LOCK_NB) == 0
+        }
+        if !locked {
             var buffer = [UInt8](repeating: 0, count: 32)
             let n = read(fd, &buffer, 31)
             let holder = String(decoding: buffer.prefix(max(0, n)), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

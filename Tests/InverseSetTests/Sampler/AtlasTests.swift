@@ -172,6 +172,22 @@ struct AtlasTests {
         #expect(none.status != 0 && none.stderr.contains("every unit's bands are empty"), "\(none.stderr)")
     }
 
+    @Test(.enabled(if: SmallFashion.available, "needs Debian's dataset-fashion-mnist (tools/setup.sh installs it)"))
+    func aWorkerThatDiesIsReportedNotASuccess() throws {
+        let (world, source, _) = try Self.local.get()
+        // A finished sweep with unit 3 undone and its cache damaged: the workers
+        // cannot start, and the command must say so instead of exiting 0.
+        let dir = try temporaryDirectory("atlas-dead") + "/atlas"
+        try FileManager.default.copyItem(atPath: source, toPath: dir)
+        try FileManager.default.removeItem(atPath: dir + "/units/fc8_3/unit.json")
+        try Data("{ damaged".utf8).write(to: URL(fileURLWithPath: dir + "/cache/cache.json"))
+        let r = try runCLI(Self.sweepArguments(world, out: dir))
+        #expect(r.status == 2, "exit \(r.status): \(r.stderr)")
+        #expect(r.stderr.contains("worker 0 exited with status 1") && r.stderr.contains("1 unit(s) not run (3)"), "\(r.stderr)")
+        let log = try String(contentsOfFile: dir + "/logs/worker0.log", encoding: .utf8)
+        #expect(log.contains("cache.json: missing or damaged"), "\(log)")
+    }
+
     @Test func slurmDryRunPrintsTheScripts() throws {
         let r = try runCLI(["atlas", "--backend", "slurm", "--dry-run", "--layer", "fc8", "--bands", "p90:p99",
                             "--out", "/tmp/atlas-dry", "--partition", "short", "--array-throttle", "4", "--tasks", "16",
@@ -182,13 +198,35 @@ struct AtlasTests {
             #expect(r.stdout.contains(line), "'\(line)' missing from:\n\(r.stdout)")
         }
         #expect(!FileManager.default.fileExists(atPath: "/tmp/atlas-dry/slurm/atlas.sbatch"))
+        // Paths are quoted for the shell, a quote in them included.
+        let odd = try runCLI(["atlas", "--backend", "slurm", "--dry-run", "--layer", "fc8", "--bands", "1:2",
+                              "--out", "/tmp/it's an atlas", "--allow-missing-weights"])
+        #expect(odd.stdout.contains("--out '/tmp/it'\\''s an atlas'") && odd.stdout.contains("'--allow-missing-weights'"), "\(odd.stdout)")
+        let zero = try runCLI(["atlas", "--backend", "slurm", "--dry-run", "--layer", "fc8", "--bands", "1:2", "--out", "/tmp/x", "--tasks", "0"])
+        #expect(zero.status != 0 && zero.stderr.contains("--tasks"), "\(zero.stderr)")
+    }
+
+    /// Units of a blob whose name needs escaping in a file name (fileSafe's %2F)
+    /// are linked with the "%" escaped, so the browser finds the folder.
+    @Test func indexLinksEscapeFolderNames() throws {
+        let plan = Atlas.Plan(pipeline: "p.json", layer: "inception_3a/output", position: "centre", units: [4], bandSpecs: ["1:2"],
+                              bands: [[try Band(low: 1, high: 2)]], n: 10, k: 2, seed: 1, maxSteps: 10, method: "inverse-set",
+                              variant: "data", dataset: "", split: "test", evaluationImages: 0, priorCount: 10, threads: 1)
+        let unit = Atlas.UnitResult(unit: 4, neuron: "inception_3a/output:4", bands: plan.bands[0], accepted: [7], samples: [], control: [],
+                                    realInBand: [], activation: [], inBand: 1, steps: 3, seconds: 1, codesChecksum: nil, topImages: [],
+                                    notes: [])
+        let html = Atlas.html(Atlas.Index(plan: plan, units: [unit], failed: [], pending: []))
+        #expect(plan.folderName(4) == "inception_3a%2Foutput_4")
+        #expect(html.contains("units\\/inception_3a%252Foutput_4\\/report.html"), "\(html.suffix(2500))")
+        #expect(html.contains("7 of 10 samples"))
     }
 
     /// The Slurm backend on a real one-node cluster (tools/slurm-local.sh):
     /// one array task is killed while its unit is half sampled, the same
     /// command is submitted again, and the merged index equals the local
     /// backend's for the same seed.
-    @Test(.enabled(if: SmallFashion.available && SlurmCluster.canRun, "needs root and Debian's dataset-fashion-mnist"))
+    @Test(.enabled(if: SmallFashion.available && SlurmCluster.canRun,
+                   "needs root, Debian's dataset-fashion-mnist and Slurm (slurmctld, slurmd, slurm-client, munge: bash tools/setup.sh --tests)"))
     func slurmSweepSurvivesAKilledTaskAndEqualsTheLocalOne() throws {
         let (world, _, local) = try Self.local.get()
         let cluster = try SlurmCluster.start()
@@ -336,8 +374,13 @@ struct SmallFashion: Sendable {
 
 /// A one-node Slurm cluster on localhost (tools/slurm-local.sh), for one test.
 struct SlurmCluster {
-    /// The script needs root (SlurmUser=root) and installs the packages itself.
-    static var canRun: Bool { getuid() == 0 }
+    /// The script needs root (SlurmUser=root) and Debian's slurmctld, slurmd,
+    /// slurm-client and munge (`tools/setup.sh --tests`, run by tools/test.sh,
+    /// installs them; so does the script itself).
+    static var canRun: Bool {
+        getuid() == 0 && ["/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/bin/sbatch", "/usr/sbin/munged"]
+            .allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+    }
 
     let dir: String
     let environment: [String: String]
