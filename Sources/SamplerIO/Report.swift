@@ -175,7 +175,8 @@ public enum Report {
         row("in band", percent(q.inBand), percent(c.inBand))
         for (k, t) in q.thirds.enumerated() {
             let ct = k < c.thirds.count ? c.thirds[k] : []
-            row("thirds of band \(k + 1) (low / mid / high)", t.map { percent($0) }.joined(separator: " / "),
+            // One row per constrained neuron (its own band's thirds).
+            row((q.thirds.count > 1 ? "thirds of neuron \(k + 1)'s band" : "thirds of the band") + " (low / mid / high)", t.map { percent($0) }.joined(separator: " / "),
                 ct.map { percent($0) }.joined(separator: " / "))
         }
         return out + "</table>"
