@@ -209,6 +209,10 @@ struct AtlasCommand: ParsableCommand {
             let why = p.terminationReason == .uncaughtSignal ? "was killed by signal \(p.terminationStatus)" : "exited with status \(p.terminationStatus)"
             FileHandle.standardError.write(Data("inverse-set: atlas: worker \(i) \(why); its log: \(dir)/logs/worker\(i).log\n".utf8))
         }
+        let short = index.units.filter { $0.accepted.contains { $0 < plan.n } }.map(\.unit)
+        if !short.isEmpty {
+            FileHandle.standardError.write(Data("inverse-set: atlas: \(short.count) unit(s) did not fill a band within --max-steps (\(short.prefix(12).map(String.init).joined(separator: ", "))\(short.count > 12 ? ", ..." : "")); what they found is kept, and each unit's report names the closest activation reached\n".utf8))
+        }
         if !index.pending.isEmpty {
             FileHandle.standardError.write(Data("inverse-set: atlas: \(index.pending.count) unit(s) not run (\(index.pending.prefix(12).map(String.init).joined(separator: ", "))\(index.pending.count > 12 ? ", ..." : "")); rerun the same command to run them\n".utf8))
         }
@@ -312,6 +316,10 @@ struct AtlasCommand: ParsableCommand {
         for u in groups[.failed] ?? [] {
             let e = (try? String(contentsOfFile: "\(dir)/units/\(plan.folderName(u))/error.txt", encoding: .utf8)) ?? ""
             print("  unit \(u) failed: \(e.split(separator: "\n").first ?? "")")
+        }
+        let short = Atlas.shortUnits(dir, plan: plan, among: groups[.done] ?? [])
+        if !short.isEmpty {
+            print("  short of n = \(plan.n) in a band: \(short.count): " + short.prefix(20).map(String.init).joined(separator: ", ") + (short.count > 20 ? ", ..." : ""))
         }
         if let jobs = try? String(contentsOfFile: dir + "/slurm/jobs.json", encoding: .utf8) {
             print("  last Slurm submission: \(jobs.trimmingCharacters(in: .whitespacesAndNewlines))")

@@ -497,6 +497,16 @@ public enum Atlas {
         }
     }
 
+    /// The finished units among `units` with a band that holds fewer than n samples.
+    public static func shortUnits(_ dir: String, plan: Plan, among units: [Int]) -> [Int] {
+        units.filter { u in
+            guard let data = FileManager.default.contents(atPath: "\(dir)/units/\(plan.folderName(u))/unit.json"),
+                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let accepted = object["accepted"] as? [Int] else { return false }
+            return accepted.contains { $0 < plan.n }
+        }
+    }
+
     /// Units of shard i of N (round robin over the plan's units).
     public static func shard(_ plan: Plan, _ i: Int, of n: Int) -> [Int] {
         plan.runnable.enumerated().filter { $0.offset % n == i }.map(\.element)

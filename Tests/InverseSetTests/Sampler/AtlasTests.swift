@@ -188,6 +188,18 @@ struct AtlasTests {
         #expect(log.contains("cache.json: missing or damaged"), "\(log)")
     }
 
+    @Test(.enabled(if: SmallFashion.available, "needs Debian's dataset-fashion-mnist (tools/setup.sh installs it)"))
+    func unitsThatDoNotFillTheirBandAreNamed() throws {
+        let (world, _, _) = try Self.local.get()
+        let dir = try temporaryDirectory("atlas-short")
+        let r = try runCLI(Self.sweepArguments(world, out: dir, units: "0") + ["--max-steps", "2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("1 unit(s) did not fill a band within --max-steps (0)"), "\(r.stderr)")
+        let status = try runCLI(["atlas", "--status", dir])
+        #expect(status.stdout.contains("short of n = 60 in a band: 1: 0"), "\(status.stdout)")
+        #expect(try String(contentsOfFile: dir + "/index.html", encoding: .utf8).contains(" of 60 samples"))
+    }
+
     @Test func slurmDryRunPrintsTheScripts() throws {
         let r = try runCLI(["atlas", "--backend", "slurm", "--dry-run", "--layer", "fc8", "--bands", "p90:p99",
                             "--out", "/tmp/atlas-dry", "--partition", "short", "--array-throttle", "4", "--tasks", "16",
