@@ -130,6 +130,8 @@ struct AtlasCommand: ParsableCommand {
         let registry = try common.makeRegistry()
         let loaded = try Toolbox.loadPipeline(plan.pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
         let cache = plan.dataset.isEmpty ? nil : try Atlas.Cache.read(from: dir + "/cache")
+        // The evaluation images, read once for all of this worker's units.
+        let evaluation = plan.dataset.isEmpty ? nil : try ImageDataset.load(plan.dataset, split: plan.split)
         // A Slurm resubmission deals out the units that were missing when it was
         // submitted (--todo FILE), not every unit of the plan.
         var units = Atlas.shard(plan, parts[0], of: parts[1])
@@ -144,7 +146,7 @@ struct AtlasCommand: ParsableCommand {
         for u in units where ![.done, .running].contains(Atlas.state(dir, plan: plan, unit: u)) {
             let started = Date()
             do {
-                let r = try Atlas.runUnit(u, dir: dir, plan: plan, cache: cache, loaded: loaded, command: CommandLine.arguments,
+                let r = try Atlas.runUnit(u, dir: dir, plan: plan, cache: cache, evaluation: evaluation, loaded: loaded, command: CommandLine.arguments,
                                           tool: toolVersion)
                 print("atlas: unit \(u) done: \(r.accepted.map(String.init).joined(separator: "/")) samples in \(r.steps) steps, "
                       + String(format: "%.1f s of sampling, %.1f s in all", r.seconds, Date().timeIntervalSince(started)))

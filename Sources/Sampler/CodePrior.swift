@@ -110,36 +110,12 @@ public struct RealismModel: Sendable {
         return (0..<reference.dim).map { t in -(e[e.startIndex + t] - r[r.startIndex + t]) / dist }
     }
 
-    /// Per row, the distance to its k-th nearest other row, in blocks of rows
-    /// by GEMM (the prior holds thousands of points).
+    /// Per row, the distance to its k-th nearest other row (float32 GEMM
+    /// distances, `PointSet.nearestOthers`: the prior holds thousands of points).
     static func kthNeighbour(_ p: PointSet, norms: [Float], k: Int) -> [Float] {
-        let n = p.count, dim = p.dim
-        guard n > k else { return Array(repeating: .infinity, count: n) }
-        var out = [Float](repeating: 0, count: n)
-        let block = 256
-        var dots = [Float](repeating: 0, count: block * n)
-        p.values.withUnsafeBufferPointer { v in
-            for start in stride(from: 0, to: n, by: block) {
-                let m = min(block, n - start)
-                dots.withUnsafeMutableBufferPointer { c in
-                    gemm(transB: true, m: m, n: n, k: dim, a: v.baseAddress! + start * dim, b: v.baseAddress!, c: c.baseAddress!)
-                }
-                for r in 0..<m {
-                    let i = start + r
-                    // The k smallest distances to other rows, kept sorted.
-                    var smallest = [Float](repeating: .infinity, count: k)
-                    for j in 0..<n where j != i {
-                        let d = max(0, norms[i] + norms[j] - 2 * dots[r * n + j])
-                        if d < smallest[k - 1] {
-                            var t = k - 1
-                            while t > 0 && smallest[t - 1] > d { smallest[t] = smallest[t - 1]; t -= 1 }
-                            smallest[t] = d
-                        }
-                    }
-                    out[i] = smallest[k - 1].squareRoot()
-                }
-            }
-        }
+        guard p.count > k else { return Array(repeating: .infinity, count: p.count) }
+        var out = [Float](repeating: 0, count: p.count)
+        p.nearestOthers(norms: norms, keep: k) { i, candidates in out[i] = candidates[k - 1].0.squareRoot() }
         return out
     }
 }

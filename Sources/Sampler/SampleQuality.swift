@@ -60,10 +60,29 @@ public struct PointSet: Sendable {
     public func neighbourRadii(k: Int) -> [Double] {
         guard count > k else { return Array(repeating: .infinity, count: count) }
         let norms = (0..<count).map { j in row(j).reduce(Float(0)) { $0 + $1 * $1 } }
-        let keep = min(k + 4, count - 1)
-        let block = Swift.max(1, Swift.min(256, (1 << 22) / count))
-        var dots = [Float](repeating: 0, count: block * count)
         var out = [Double](repeating: .infinity, count: count)
+        nearestOthers(norms: norms, keep: min(k + 4, count - 1)) { i, candidates in
+            let x = row(i)
+            var exact = candidates.map { _, j -> Double in
+                let y = row(j)
+                var s = 0.0
+                for t in 0..<dim { let d = Double(x[x.startIndex + t]) - Double(y[y.startIndex + t]); s += d * d }
+                return s.squareRoot()
+            }
+            exact.sort()
+            out[i] = exact[k - 1]
+        }
+        return out
+    }
+
+    /// For each row i, its `keep` nearest other rows by GEMM squared distances
+    /// (max(0, ||a||^2 + ||b||^2 - 2 a.b), float32), in blocks of 256 rows so
+    /// that no count x count matrix is held: `body(i, [(distance^2, j)])`,
+    /// nearest first. `norms` are the rows' squared norms.
+    public func nearestOthers(norms: [Float], keep: Int, _ body: (Int, [(Float, Int)]) -> Void) {
+        guard keep > 0 else { return }
+        let block = 256
+        var dots = [Float](repeating: 0, count: block * count)
         var candidates: [(Float, Int)] = []
         candidates.reserveCapacity(keep + 1)
         values.withUnsafeBufferPointer { a in
@@ -74,11 +93,10 @@ public struct PointSet: Sendable {
                 }
                 for r in 0..<m {
                     let i = start + r
-                    // The `keep` smallest approximate squared distances, kept sorted.
                     candidates.removeAll(keepingCapacity: true)
                     var worst = Float.infinity
                     for j in 0..<count where j != i {
-                        let d = norms[i] + norms[j] - 2 * dots[r * count + j]
+                        let d = Swift.max(0, norms[i] + norms[j] - 2 * dots[r * count + j])
                         if candidates.count < keep || d < worst {
                             var at = candidates.count
                             while at > 0 && candidates[at - 1].0 > d { at -= 1 }
@@ -87,19 +105,10 @@ public struct PointSet: Sendable {
                             worst = candidates.count == keep ? candidates[keep - 1].0 : .infinity
                         }
                     }
-                    let x = row(i)
-                    var exact = candidates.map { _, j -> Double in
-                        let y = row(j)
-                        var s = 0.0
-                        for t in 0..<dim { let d = Double(x[x.startIndex + t]) - Double(y[y.startIndex + t]); s += d * d }
-                        return s.squareRoot()
-                    }
-                    exact.sort()
-                    out[i] = exact[k - 1]
+                    body(i, candidates)
                 }
             }
         }
-        return out
     }
 
     /// For each row, the nearest row of `other` and its distance, by GEMM

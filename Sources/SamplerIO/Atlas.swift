@@ -70,13 +70,7 @@ public enum Atlas {
         }
 
         /// The neuron spec of unit `u` (its band comes from `bands`).
-        public func neuron(_ u: Int) -> String {
-            switch position {
-            case "unit", "centre": return "\(layer):\(u)"
-            case "mean": return "\(layer):\(u):mean"
-            default: return "\(layer):\(u)@\(position)"
-            }
-        }
+        public func neuron(_ u: Int) -> String { Atlas.neuron(layer: layer, unit: u, position: position) }
 
         /// The seed of unit `u`: derived from the sweep's seed and the unit alone,
         /// so any unit rerun by itself gives the same samples.
@@ -158,7 +152,17 @@ public enum Atlas {
 
     /// One bound of a band: a number, "pNN" (percentile of the unit over the
     /// dataset), "min" or "max".
-    public enum Bound: Equatable, Sendable { case value(Float), percentile(Double) }
+    public enum Bound: Equatable, Sendable {
+        case value(Float), percentile(Double)
+
+        /// The bound in activation units: a percentile of `values` (one per image).
+        public func value(over values: [Double]) -> Float {
+            switch self {
+            case .value(let v): return v
+            case .percentile(let p): return Float(SampleQuality.quantile(values, p / 100))
+            }
+        }
+    }
 
     public static func parseBound(_ s: String, in spec: String) throws -> Bound {
         let t = s.trimmingCharacters(in: .whitespaces)
@@ -247,6 +251,15 @@ public enum Atlas {
     }
 
     /// Sets the pipeline's neurons to every unit of the layer (band irrelevant).
+    /// The neuron spec of `unit` of `layer` at `position` ("unit", "centre", "mean" or "Y,X").
+    static func neuron(layer: String, unit u: Int, position: String) -> String {
+        switch position {
+        case "unit", "centre": return "\(layer):\(u)"
+        case "mean": return "\(layer):\(u):mean"
+        default: return "\(layer):\(u)@\(position)"
+        }
+    }
+
     static func allUnits(_ loaded: LoadedPipeline, layer: String, position: String) throws -> Int {
         let f = loaded.pipeline.classifier
         guard let v = f.graph.value(named: layer) ?? f.graph.output(ofLayer: layer) else {
@@ -254,15 +267,7 @@ public enum Atlas {
         }
         let count = f.shapes[v.index].rank >= 2 ? f.shapes[v.index][1] : 1
         let any = try Band(low: 0, high: 1)
-        let specs = try (0..<count).map { u -> (NeuronSpec, Band) in
-            let text: String
-            switch position {
-            case "unit", "centre": text = "\(layer):\(u)"
-            case "mean": text = "\(layer):\(u):mean"
-            default: text = "\(layer):\(u)@\(position)"
-            }
-            return (try NeuronSpec(parsing: text), any)
-        }
+        let specs = try (0..<count).map { u in (try NeuronSpec(parsing: neuron(layer: layer, unit: u, position: position)), any) }
         try loaded.pipeline.setNeurons(specs)
         return count
     }
@@ -296,21 +301,15 @@ public enum Atlas {
         }
         if plan.dataset.isEmpty {
             // No dataset: numeric bands, the same for every unit.
-            plan.bands = try plan.units.map { u in
-                try parsed.map { spec, lo, hi in
-                    guard case .value(let a) = lo, case .value(let b) = hi else {
-                        throw SamplerError("band '\(spec)': percentiles need a dataset (--dataset D, or data.dataset in the pipeline); give numbers, e.g. 1:2")
-                    }
-                    guard a < b else { throw SamplerError("band '\(spec)' is empty: its low end must lie below its high end") }
-                    _ = u
-                    return try Band(low: a, high: b)
+            let bands = try parsed.map { spec, lo, hi in
+                guard case .value(let a) = lo, case .value(let b) = hi else {
+                    throw SamplerError("band '\(spec)': percentiles need a dataset (--dataset D, or data.dataset in the pipeline); give numbers, e.g. 1:2")
                 }
+                guard a < b else { throw SamplerError("band '\(spec)' is empty: its low end must lie below its high end") }
+                return try Band(low: a, high: b)
             }
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            guard FileManager.default.createFile(atPath: planPath, contents: try enc.encode(plan)) else {
-                throw SamplerError("\(planPath): cannot be written")
-            }
+            plan.bands = Array(repeating: bands, count: plan.units.count)
+            try writeJSON(plan, to: planPath)
             return plan
         }
         log("atlas: reading \(plan.dataset) (\(plan.split)) and the code prior for \(count) units of \(plan.layer)")
@@ -340,13 +339,7 @@ public enum Atlas {
             let values = (0..<m).map { Double(cache.evalActivations.values[$0 * count + u]) }
             var bands: [Band] = []
             for (spec, lo, hi) in parsed {
-                func value(_ b: Bound) -> Float {
-                    switch b {
-                    case .value(let v): return v
-                    case .percentile(let p): return Float(SampleQuality.quantile(values, p / 100))
-                    }
-                }
-                let a = value(lo), b = value(hi)
+                let a = lo.value(over: values), b = hi.value(over: values)
                 guard a < b else {
                     plan.skipped.append(Failure(unit: u, error: "band '\(spec)' is [\(Report.short(a)), \(Report.short(b))] over the dataset, which is empty; choose other bands for it"))
                     return []
@@ -362,11 +355,7 @@ public enum Atlas {
             log("atlas: \(plan.skipped.count) of \(plan.units.count) units skipped, their bands being empty over the dataset (units \(plan.skipped.prefix(12).map { String($0.unit) }.joined(separator: ", "))\(plan.skipped.count > 12 ? ", ..." : ""))")
         }
         try cache.write(to: dir + "/cache")
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        guard FileManager.default.createFile(atPath: planPath, contents: try enc.encode(plan)) else {
-            throw SamplerError("\(planPath): cannot be written")
-        }
+        try writeJSON(plan, to: planPath)
         return plan
     }
 
@@ -420,7 +409,7 @@ public enum Atlas {
 
     /// Samples, evaluates and summarises one unit (resuming its folder), and
     /// writes unit.json; a failure is written to error.txt and thrown.
-    public static func runUnit(_ u: Int, dir: String, plan: Plan, cache: Cache?, loaded: LoadedPipeline,
+    public static func runUnit(_ u: Int, dir: String, plan: Plan, cache: Cache?, evaluation: ImageDataset?, loaded: LoadedPipeline,
                                command: [String], tool: String) throws -> UnitResult {
         guard let index = plan.units.firstIndex(of: u) else { throw SamplerError("unit \(u) is not in the plan") }
         let folderDir = "\(dir)/units/\(plan.folderName(u))"
@@ -447,8 +436,7 @@ public enum Atlas {
             // The evaluation against the real images of the band, when the sweep has a dataset.
             var ev: FolderEvaluation? = nil
             var values: [Float] = [], top: [Int] = [], data: ImageDataset? = nil
-            if let cache {
-                let dataset = try ImageDataset.load(plan.dataset, split: plan.split)
+            if let cache, let dataset = evaluation {
                 let scores = cache.scores(unit: column)
                 let e = try FolderEvaluation.evaluate(folder: folder, loaded: loaded, neurons: [spec], scores: scores,
                                                       data: dataset, split: plan.split)
@@ -483,12 +471,7 @@ public enum Atlas {
                                                                   Float(SampleQuality.quantile(d, 0.99)), Float(d.max() ?? .nan)],
                                     inBand: outcome.inBand, steps: outcome.steps, seconds: (outcome.seconds * 100).rounded() / 100,
                                     codesChecksum: folder.manifest.codesChecksum, topImages: top, notes: outcome.notes)
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            guard FileManager.default.createFile(atPath: folderDir + "/unit.json", contents: try enc.encode(result)) else {
-                throw SamplerError("\(folderDir)/unit.json: cannot be written")
-            }
+            try writeJSON(result, to: folderDir + "/unit.json")
             return result
         } catch {
             try? FileManager.default.createDirectory(atPath: folderDir, withIntermediateDirectories: true)
@@ -499,11 +482,20 @@ public enum Atlas {
 
     /// The finished units among `units` with a band that holds fewer than n samples.
     public static func shortUnits(_ dir: String, plan: Plan, among units: [Int]) -> [Int] {
-        units.filter { u in
-            guard let data = FileManager.default.contents(atPath: "\(dir)/units/\(plan.folderName(u))/unit.json"),
-                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let accepted = object["accepted"] as? [Int] else { return false }
-            return accepted.contains { $0 < plan.n }
+        units.filter { u in result(dir, plan: plan, unit: u)?.accepted.contains { $0 < plan.n } ?? false }
+    }
+
+    /// Unit `u`'s unit.json, when it is finished and readable.
+    static func result(_ dir: String, plan: Plan, unit u: Int) -> UnitResult? {
+        FileManager.default.contents(atPath: "\(dir)/units/\(plan.folderName(u))/unit.json")
+            .flatMap { try? SampleFolder.decoder().decode(UnitResult.self, from: $0) }
+    }
+
+    /// `value` as pretty, key-sorted JSON (non-finite numbers as strings, as
+    /// sample folders write them) at `path`.
+    static func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: try SampleFolder.encoder().encode(value)) else {
+            throw SamplerError("\(path): cannot be written")
         }
     }
 
@@ -519,11 +511,9 @@ public enum Atlas {
     public static func merge(dir: String) throws -> Index {
         let plan = try readPlan(dir)
         var results: [UnitResult] = [], failed: [Failure] = [], pending: [Int] = []
-        let dec = JSONDecoder()
-        dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         for u in plan.runnable {
             let folder = "\(dir)/units/\(plan.folderName(u))"
-            if let data = FileManager.default.contents(atPath: folder + "/unit.json"), let r = try? dec.decode(UnitResult.self, from: data) {
+            if let r = result(dir, plan: plan, unit: u) {
                 results.append(r)
             } else if let e = try? String(contentsOfFile: folder + "/error.txt", encoding: .utf8) {
                 failed.append(Failure(unit: u, error: e.trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -532,12 +522,7 @@ public enum Atlas {
             }
         }
         let index = Index(plan: plan, units: results, failed: failed, pending: pending)
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        guard FileManager.default.createFile(atPath: dir + "/atlas.json", contents: try enc.encode(index)) else {
-            throw SamplerError("\(dir)/atlas.json: cannot be written")
-        }
+        try writeJSON(index, to: dir + "/atlas.json")
         try html(index).write(toFile: dir + "/index.html", atomically: true, encoding: .utf8)
         return index
     }

@@ -42,13 +42,8 @@ public enum PercentileBands {
                 let ends = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
                 guard ends.count == 2 else { throw SamplerError("band '\(text)': expected LOW:HIGH, e.g. p90:p99 or 1:2") }
                 let v = try activations()[k]
-                func value(_ b: Atlas.Bound) -> Float {
-                    switch b {
-                    case .value(let x): return x
-                    case .percentile(let p): return Float(SampleQuality.quantile(v, p / 100))
-                    }
-                }
-                let low = value(try Atlas.parseBound(ends[0], in: text)), high = value(try Atlas.parseBound(ends[1], in: text))
+                let low = try Atlas.parseBound(ends[0], in: text).value(over: v)
+                let high = try Atlas.parseBound(ends[1], in: text).value(over: v)
                 guard low < high else {
                     throw SamplerError("neuron '\(neurons[k])': band '\(text)' is [\(low), \(high)] over the \(source), which is empty; choose other percentiles (`inverse-set stats --blobs \(neurons[k].blob)` lists them)")
                 }
