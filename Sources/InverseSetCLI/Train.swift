@@ -20,14 +20,30 @@ struct Train: ParsableCommand {
         Progress (iteration, loss, lr, it/s, ETA) and test scores go to stderr. Ctrl-C stops after
         the current iteration and writes a snapshot (a second Ctrl-C exits at once).
 
+        Adversarial training (DeepSiM's): with --discriminator D_SOLVER, the solver file is the
+        generator's; each round the discriminator learns real (label 1) from generated (label 0)
+        images, then the generator learns from its own losses plus --adversarial-weight times
+        the discriminator's loss on its images labelled real. The rule --balance pauses a net
+        while it is far ahead (docs/adversarial-training.md). Snapshots write both nets and
+        <prefix>_round_N.adversarial.json, which --resume takes.
+
         Example: inverse-set train Models/fashion/classifier_solver.prototxt
         """.reflowed)
 
     @Argument(help: "Solver definition (.prototxt, caffe.SolverParameter).") var solver: String
     @Option(help: "Initial weights (.caffemodel), copied by layer name; comma-separated for several.") var weights: String?
-    @Option(help: "Resume from a .solverstate written by a snapshot.") var resume: String?
+    @Option(help: "Resume from a .solverstate written by a snapshot (with --discriminator: the <prefix>_round_N.adversarial.json).") var resume: String?
     @OptionGroup var missingWeights: MissingWeightsOption
     @OptionGroup var common: CommonOptions
+
+    @Option(name: .customLong("discriminator"),
+            help: "Train adversarially: the discriminator's solver (.prototxt). Its net reads Input blobs 'data' and 'label' (1 = real, 0 = generated).")
+    var discriminatorSolver: String?
+    @Option(help: "With --discriminator: the generator net's blob of generated images.") var generated = "gen"
+    @Option(help: "With --discriminator: the generator net's blob of real images.") var real = "data"
+    @Option(help: "With --discriminator: weight of the generator's adversarial loss.") var adversarialWeight: Float = 1
+    @Option(help: "With --discriminator: DeepSiM's balancing rule LOW:RESUME:HIGH, or 'off'.") var balance = "0.1:0.5:10"
+    @Option(help: "With --discriminator: initial discriminator weights (.caffemodel).") var discriminatorWeights: String?
 
     func run() throws {
         try reportingErrors {
@@ -35,48 +51,95 @@ struct Train: ParsableCommand {
                 throw RuntimeError.input("give --weights to fine-tune or --resume to continue training, not both")
             }
             let registry = try common.makeRegistry()
-            var tree = try CaffeModel.readPrototxt(solver, schema: CaffeSchemaRegistry.shared.solverParameter)
-            try TrainingFiles.defaultSnapshotPrefix(&tree, solverFile: solver)
-            let config = try SolverConfig(tree)
-            var (train, tests) = try TrainingFiles.nets(tree, solverFile: solver)
-            var initial = try tree.strings("weights")
-            initial += Toolbox.weightFiles(weights)
-            for w in initial {
-                try CaffeModel.attachWeights(&train, from: w)
-                for k in tests.indices { try CaffeModel.attachWeights(&tests[k], from: w) }
+            if let discriminatorSolver {
+                try trainAdversarially(discriminatorSolver, registry: registry)
+                return
             }
-            if config.snapshot > 0 || config.snapshotAfterTrain {
-                try TrainingFiles.checkWritable(prefix: config.snapshotPrefix)
-            }
-            let solver = try Solver(config: config, trainGraph: train, testGraphs: tests, registry: registry,
-                                    allowMissingWeights: missingWeights.allowMissingWeights)
-            Toolbox.warnAboutWeights(train)
-            if !initial.isEmpty { Toolbox.noteFilledLayers(solver.net, seed: solver.seed) }
-            solver.snapshotWriter = TrainingFiles.snapshotWriter()
+            let solver = try TrainingFiles.solver(solver, weights: weights, registry: registry,
+                                                  allowMissingWeights: missingWeights.allowMissingWeights)
             if let resume {
-                let (state, learned) = try TrainingFiles.readState(resume, net: train)
-                try solver.restore(state, weights: learned, file: resume)
-                solver.log("Resuming from \(resume) at iteration \(state.iter)")
+                let (state, learned) = try TrainingFiles.readState(resume, net: solver.trainGraph)
+                try solver.solver.restore(state, weights: learned, file: resume)
+                solver.solver.log("Resuming from \(resume) at iteration \(state.iter)")
             }
-            let interrupt = Interrupt { solver.requestStop() }
+            let s = solver.solver
+            let interrupt = Interrupt { s.requestStop() }
             defer { interrupt.cancel() }
-            try solver.solve()
-            let (model, state) = solver.snapshotPaths
-            var summary: [String: Any] = ["iter": solver.iter, "loss": Double(solver.smoothedLoss)]
-            if config.snapshotAfterTrain || (config.snapshot > 0 && solver.iter % config.snapshot == 0) {
+            try s.solve()
+            let (model, state) = s.snapshotPaths
+            var summary: [String: Any] = ["iter": s.iter, "loss": Double(s.smoothedLoss)]
+            if s.config.snapshotAfterTrain || (s.config.snapshot > 0 && s.iter % s.config.snapshot == 0) {
                 summary["caffemodel"] = model
                 summary["solverstate"] = state
             }
             var tests_: [[String: Double]] = []
-            for scores in solver.lastTestScores where !scores.isEmpty {
+            for scores in s.lastTestScores where !scores.isEmpty {
                 var d: [String: Double] = [:]
                 for s in scores { d[s.name] = Double(s.value) }
                 tests_.append(d)
             }
             if !tests_.isEmpty { summary["test"] = tests_ }
-            let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
+            try printJSON(summary)
         }
+    }
+
+    private func printJSON(_ summary: [String: Any]) throws {
+        let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    /// `train G_SOLVER --discriminator D_SOLVER`: the two solvers alternate
+    /// (AdversarialTrainer); --resume takes the run's .adversarial.json.
+    private func trainAdversarially(_ dSolverFile: String, registry: LayerRegistry) throws {
+        let rule = try AdversarialBalance(parsing: balance)
+        guard adversarialWeight.isFinite, adversarialWeight >= 0 else {
+            throw RuntimeError.input("--adversarial-weight must be a number >= 0, got \(adversarialWeight)")
+        }
+        let g = try TrainingFiles.solver(solver, weights: weights, registry: registry,
+                                         allowMissingWeights: missingWeights.allowMissingWeights,
+                                         externalSeeds: [generated])
+        let d = try TrainingFiles.solver(dSolverFile, weights: discriminatorWeights, registry: registry,
+                                         allowMissingWeights: missingWeights.allowMissingWeights)
+        guard g.solver.config.snapshotPrefix != d.solver.config.snapshotPrefix else {
+            throw RuntimeError.input("the generator's and the discriminator's solvers share snapshot_prefix '\(g.solver.config.snapshotPrefix)'; give them different ones, or their snapshots overwrite each other")
+        }
+        let trainer = try AdversarialTrainer(generator: g.solver, discriminator: d.solver, generated: generated,
+                                             real: real, adversarialWeight: adversarialWeight, balance: rule)
+        trainer.writeState = { state, path in
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            do { try encoder.encode(state).write(to: URL(fileURLWithPath: path)) } catch {
+                throw RuntimeError.input("cannot write \(path): \(error.localizedDescription)")
+            }
+        }
+        if let resume {
+            guard resume.hasSuffix(".adversarial.json") else {
+                throw RuntimeError.input("with --discriminator, --resume takes the run state <prefix>_round_N.adversarial.json that a snapshot wrote (it names both .solverstate files), not \(resume)")
+            }
+            let state: AdversarialState
+            do {
+                state = try JSONDecoder().decode(AdversarialState.self, from: try Data(contentsOf: URL(fileURLWithPath: resume)))
+            } catch {
+                throw RuntimeError.input("cannot read the adversarial run state \(resume): \(error)")
+            }
+            for (solver, graph, path) in [(g.solver, g.trainGraph, state.generatorState), (d.solver, d.trainGraph, state.discriminatorState)] {
+                let (s, learned) = try TrainingFiles.readState(path, net: graph)
+                try solver.restore(s, weights: learned, file: path)
+            }
+            trainer.adversarialWeight = state.adversarialWeight
+            try trainer.restore(state, file: resume)
+            trainer.log("Resuming from \(resume) at round \(state.round) (generator iteration \(g.solver.iter), discriminator iteration \(d.solver.iter))")
+        }
+        let interrupt = Interrupt { trainer.requestStop() }
+        defer { interrupt.cancel() }
+        try trainer.train()
+        var summary: [String: Any] = [
+            "round": trainer.round, "generator_iter": g.solver.iter, "discriminator_iter": d.solver.iter,
+            "generator_caffemodel": g.solver.snapshotPaths.model, "discriminator_caffemodel": d.solver.snapshotPaths.model,
+            "train_generator": trainer.balance.trainGenerator, "train_discriminator": trainer.balance.trainDiscriminator,
+        ]
+        if let state = trainer.lastState { summary["state"] = state }
+        try printJSON(summary)
     }
 }
 
@@ -205,6 +268,29 @@ enum TrainingFiles {
             try graph(d.0, file: d.1, phase: "TEST", extra: states.isEmpty ? nil : states[k])
         }
         return (train, tests)
+    }
+
+    /// A solver from its file, Caffe's way: the nets it names, weights from
+    /// its `weights` fields and `weights` (comma-separated), a writable
+    /// snapshot prefix, and the snapshot writer attached.
+    static func solver(_ file: String, weights: String?, registry: LayerRegistry, allowMissingWeights: Bool,
+                       externalSeeds: [String] = []) throws -> (solver: Solver, trainGraph: Graph) {
+        var tree = try CaffeModel.readPrototxt(file, schema: CaffeSchemaRegistry.shared.solverParameter)
+        try defaultSnapshotPrefix(&tree, solverFile: file)
+        let config = try SolverConfig(tree)
+        var (train, tests) = try nets(tree, solverFile: file)
+        let initial = try tree.strings("weights") + Toolbox.weightFiles(weights)
+        for w in initial {
+            try CaffeModel.attachWeights(&train, from: w)
+            for k in tests.indices { try CaffeModel.attachWeights(&tests[k], from: w) }
+        }
+        if config.snapshot > 0 || config.snapshotAfterTrain { try checkWritable(prefix: config.snapshotPrefix) }
+        let solver = try Solver(config: config, trainGraph: train, testGraphs: tests, registry: registry,
+                                allowMissingWeights: allowMissingWeights, externalSeeds: externalSeeds)
+        Toolbox.warnAboutWeights(train)
+        if !initial.isEmpty { Toolbox.noteFilledLayers(solver.net, seed: solver.seed) }
+        solver.snapshotWriter = snapshotWriter()
+        return (solver, train)
     }
 
     static func snapshotWriter() -> SnapshotWriter {

@@ -94,11 +94,20 @@ public final class Solver {
 
     private var losses: [Float] = []
     private let trainPlan: BackwardPlan
+    /// Blobs that take a gradient from outside the net in `backwardPass`
+    /// (a generator's image, seeded by a discriminator).
+    public let externalSeedValues: [ValueID]
     private let trainLoss: [(value: ValueID, weight: Float)]
     private let testPlans: [BackwardPlan]
     private let testLoss: [[(value: ValueID, weight: Float)]]
     private let stop = StopRequest()
     private var requestedEarlyExit = false
+    private var runStartIter = 0
+    /// Whether `endIteration` snapshots every `snapshot` iterations (a loop
+    /// that drives several solvers snapshots them together instead).
+    public var automaticSnapshots = true
+    /// Whether `endIteration` prints Caffe's progress lines at display.
+    public var displaysProgress = true
     private var timerStart = DispatchTime.now().uptimeNanoseconds
     private var itersAtTimer = 0
 
@@ -109,7 +118,8 @@ public final class Solver {
     /// refused (`Net`'s rule) unless `allowMissingWeights` (fine-tuning, where
     /// new layers start from their fillers).
     public init(config: SolverConfig, trainGraph: Graph, testGraphs: [Graph] = [],
-                registry: LayerRegistry, seed: UInt64? = nil, allowMissingWeights: Bool = false) throws {
+                registry: LayerRegistry, seed: UInt64? = nil, allowMissingWeights: Bool = false,
+                externalSeeds: [String] = []) throws {
         self.config = config
         guard config.testIter.count == testGraphs.count else {
             throw SolverError.invalid(field: "test_iter", location: nil,
@@ -130,14 +140,20 @@ public final class Solver {
         testNets = tests
 
         trainLoss = try net.lossTerms()
-        guard !trainLoss.isEmpty else {
+        guard !trainLoss.isEmpty || !externalSeeds.isEmpty else {
             throw SolverError.training("the training net '\(trainGraph.name)' has no loss: add a loss layer (SoftmaxWithLoss, EuclideanLoss, ...) or give a top a loss_weight")
         }
         // Every activation is kept through the pass, as Caffe keeps its
         // blobs: the executor's early release can free a value that a later
         // backward step still hands to its layer (an in-place ReLU's output
         // after the next layer's backward has run).
-        trainPlan = try net.plan(seeds: trainLoss.map(\.value), gradientsFor: [], paramGrads: true,
+        let trainNet = net
+        externalSeedValues = try externalSeeds.map { name in
+            do { return try trainNet.resolve(name) } catch {
+                throw SolverError.training("the training net '\(trainGraph.name)' has no blob '\(name)' to take an outside gradient (blobs: \(trainGraph.values.map(\.blob).suffix(12).joined(separator: ", "))...); name a top of the net")
+            }
+        }
+        trainPlan = try net.plan(seeds: trainLoss.map(\.value) + externalSeedValues, gradientsFor: [], paramGrads: true,
                                  keep: trainGraph.values.indices.map(ValueID.init))
         var plans: [BackwardPlan] = [], tl: [[(value: ValueID, weight: Float)]] = []
         for t in testNets {
@@ -194,7 +210,6 @@ public final class Solver {
     public func solve() throws {
         log("Solving \(net.graph.name.isEmpty ? "net" : net.graph.name): \(config.method.rawValue), lr policy \(config.learningRate.kind.rawValue), \(learnable.count) learnable blobs (\(learnable.reduce(0) { $0 + $1.tensor.count }) values), seed \(seed)")
         requestedEarlyExit = false
-        let startIter = iter
         try step(config.maxIter - iter)
         if config.snapshotAfterTrain && (config.snapshot == 0 || iter % config.snapshot != 0) {
             try snapshot()
@@ -204,47 +219,101 @@ public final class Solver {
             return
         }
         if config.display > 0 && iter % config.display == 0 {
-            let loss = try forwardLoss(pass: 0)
-            updateSmoothedLoss(loss, startIter: startIter)
+            let loss = try forwardPass(pass: 0)
+            updateSmoothedLoss(loss, startIter: runStartIter)
             log("Iteration \(iter), loss = \(fmt(smoothedLoss))")
         }
         if config.testInterval > 0 && iter % config.testInterval == 0 { try testAll() }
         log("Optimization Done.")
     }
 
-    /// Runs `iters` iterations (Caffe's Solver::Step).
+    /// Runs `iters` iterations (Caffe's Solver::Step), each built from the
+    /// pieces below: `beginIteration`, iter_size times `forwardPass` and
+    /// `backwardPass`, then `endIteration`.
     public func step(_ iters: Int) throws {
-        let startIter = iter, stopIter = iter + max(0, iters)
+        let stopIter = iter + max(0, iters)
+        startRun()
+        while iter < stopIter {
+            guard try beginIteration() else { break }
+            var loss: Float = 0
+            for pass in 0..<config.iterSize {
+                loss += try forwardPass(pass: pass)
+                try backwardPass()
+            }
+            if try endIteration(loss: loss / Float(config.iterSize)) { break }
+        }
+    }
+
+    // MARK: - One iteration in pieces (for loops that drive several solvers)
+
+    /// Starts a run of iterations: clears the smoothed loss and the speed timer
+    /// (as Caffe's Step does on entry).
+    public func startRun() {
+        runStartIter = iter
         losses.removeAll()
         smoothedLoss = 0
         timerStart = DispatchTime.now().uptimeNanoseconds
         itersAtTimer = iter
-        while iter < stopIter {
-            net.zeroParamGrads()
-            if config.testInterval > 0 && iter % config.testInterval == 0 && (iter > 0 || config.testInitialization) {
-                try testAll()
-                if requestedEarlyExit { break }
+    }
+
+    /// Zeroes the parameter gradients and tests when test_interval says so.
+    /// Returns false when a stop was requested during the test.
+    public func beginIteration() throws -> Bool {
+        net.zeroParamGrads()
+        if config.testInterval > 0 && iter % config.testInterval == 0 && (iter > 0 || config.testInitialization) {
+            try testAll()
+            if requestedEarlyExit { return false }
+        }
+        return true
+    }
+
+    /// One forward pass of the training net (`feeds` for its Input layers,
+    /// else the feeder's); returns sum(loss_weight * output).
+    public func forwardPass(pass: Int = 0, feeds: [String: Tensor]? = nil) throws -> Float {
+        try net.forward(try feeds ?? self.feeds(for: net, phase: .train, testNet: 0, pass: pass), plan: trainPlan)
+        return weightedLoss(net, trainLoss)
+    }
+
+    /// The backward pass after `forwardPass`: every loss output seeded with
+    /// its loss_weight, plus `external` gradients on `externalSeedValues`.
+    /// Parameter gradients accumulate (+=) until the next `beginIteration`.
+    public func backwardPass(external: [ValueID: Tensor] = [:]) throws {
+        var seeds: [ValueID: Tensor] = [:]
+        for (v, w) in trainLoss { seeds[v] = Tensor(shape: net.shapes[v.index], repeating: w) }
+        for (v, g) in external {
+            guard externalSeedValues.contains(v) else {
+                throw SolverError.training("blob '\(net.graph.values[v.index].blob)' was not declared as taking an outside gradient when the solver was made")
             }
-            let display = config.display > 0 && iter % config.display == 0
-            var loss: Float = 0
-            for pass in 0..<config.iterSize { loss += try forwardBackward(pass: pass) }
-            loss /= Float(config.iterSize)
-            guard loss.isFinite else {
-                throw SolverError.training("the loss is \(loss) at iteration \(iter) (learning rate \(fmt(learningRate))); training diverged: lower base_lr, or set clip_gradients")
-            }
-            updateSmoothedLoss(loss, startIter: startIter)
-            let rate = config.learningRate.rate(iter: iter, currentStep: &currentStep)
-            if display { displayProgress(rate: rate) }
-            applyUpdate(rate: rate)
-            onIteration?(IterationRecord(iteration: iter, loss: loss, smoothedLoss: smoothedLoss, learningRate: rate))
-            iter += 1
-            let stopNow = stop.isSet
-            if config.snapshot > 0 && iter % config.snapshot == 0 { try snapshot() }
-            if stopNow {
-                requestedEarlyExit = true
-                break
+            if let s = seeds[v] {
+                let sum = Tensor(shape: s.shape, repeating: 0)
+                for i in 0..<s.count { sum[i] = s[i] + g[i] }
+                seeds[v] = sum
+            } else {
+                seeds[v] = g
             }
         }
+        _ = try net.backward(seeds: seeds, plan: trainPlan)
+    }
+
+    /// Ends an iteration whose passes gave mean `loss`: the smoothed loss,
+    /// the progress line when display says so, the update, `onIteration`,
+    /// iter += 1 and the snapshot when due. Returns true when a stop was
+    /// requested (the caller ends its loop).
+    public func endIteration(loss: Float) throws -> Bool {
+        guard loss.isFinite else {
+            throw SolverError.training("the loss is \(loss) at iteration \(iter) (learning rate \(fmt(learningRate))); training diverged: lower base_lr, or set clip_gradients")
+        }
+        let display = config.display > 0 && iter % config.display == 0
+        updateSmoothedLoss(loss, startIter: runStartIter)
+        let rate = config.learningRate.rate(iter: iter, currentStep: &currentStep)
+        if display && displaysProgress { displayProgress(rate: rate) }
+        applyUpdate(rate: rate)
+        onIteration?(IterationRecord(iteration: iter, loss: loss, smoothedLoss: smoothedLoss, learningRate: rate))
+        iter += 1
+        let stopNow = stop.isSet
+        if automaticSnapshots && config.snapshot > 0 && iter % config.snapshot == 0 { try snapshot() }
+        if stopNow { requestedEarlyExit = true }
+        return stopNow
     }
 
     /// Caffe's UpdateSmoothedLoss: the mean of the last average_loss losses.
@@ -272,6 +341,14 @@ public final class Solver {
         return try feeder(FeedRequest(phase: phase, testNet: testNet, iteration: iter, pass: pass, inputs: declared))
     }
 
+    /// The training net's loss outputs after the last forward pass, each as
+    /// loss_weight * sum(output), by blob name (for progress lines).
+    public func lastLosses() -> [(blob: String, loss: Float)] {
+        trainLoss.map { term in
+            (net.graph.values[term.value.index].blob, weightedLoss(net, [term]))
+        }
+    }
+
     private func weightedLoss(_ net: Net, _ terms: [(value: ValueID, weight: Float)]) -> Float {
         var loss: Float = 0
         for (v, w) in terms {
@@ -281,22 +358,6 @@ public final class Solver {
             loss += w * s
         }
         return loss
-    }
-
-    /// One forward and backward pass of the training net; returns its loss.
-    /// Parameter gradients accumulate (+=) across the passes of an iteration.
-    private func forwardBackward(pass: Int) throws -> Float {
-        try net.forward(try feeds(for: net, phase: .train, testNet: 0, pass: pass), plan: trainPlan)
-        let loss = weightedLoss(net, trainLoss)
-        var seeds: [ValueID: Tensor] = [:]
-        for (v, w) in trainLoss { seeds[v] = Tensor(shape: net.shapes[v.index], repeating: w) }
-        _ = try net.backward(seeds: seeds, plan: trainPlan)
-        return loss
-    }
-
-    private func forwardLoss(pass: Int) throws -> Float {
-        try net.forward(try feeds(for: net, phase: .train, testNet: 0, pass: pass), plan: trainPlan)
-        return weightedLoss(net, trainLoss)
     }
 
     // MARK: - Update
@@ -484,7 +545,7 @@ public final class Solver {
 }
 
 /// A flag set from a signal handler's queue and read by the training loop.
-private final class StopRequest: @unchecked Sendable {
+final class StopRequest: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
     func set() { lock.withLock { value = true } }

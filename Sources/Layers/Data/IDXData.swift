@@ -30,7 +30,7 @@ final class IDXDataLayer: LayerBase, BuiltinLayer {
     let channels: Int, height: Int, width: Int
     let outputShapes: [Shape]
 
-    private var order: DataOrder?
+    fileprivate var order: DataOrder?
 
     init(_ ctx: LayerContext) throws {
         try ctx.expectInputs(0)
@@ -133,6 +133,22 @@ struct DataOrder {
     /// The item to read now.
     var current: Int { order[cursor] }
 
+    /// The order as numbers, for a snapshot: cursor, random state, order.
+    var saved: [UInt64] { [UInt64(cursor), rng.currentState] + order.map { UInt64($0) } }
+
+    /// Continues from `saved` of an order over `count` items.
+    init(saved: [UInt64], count: Int, shuffle: Bool) throws {
+        let items = saved.dropFirst(2).map { Int(truncatingIfNeeded: $0) }
+        guard saved.count == count + 2, Int(saved[0]) < count,
+              Set(items).count == count, items.allSatisfy({ (0..<count).contains($0) }) else {
+            throw RuntimeError.input("the saved item order does not fit a data source of \(count) items (\(max(0, saved.count - 2)) saved); was it saved from another dataset?")
+        }
+        cursor = Int(saved[0])
+        rng = SplitMix64(seed: saved[1])
+        order = items
+        self.shuffle = shuffle
+    }
+
     /// Moves past the current item (after it was read and transformed),
     /// reshuffling at the end of a pass.
     mutating func advance() {
@@ -152,5 +168,12 @@ func fisherYates(_ a: inout [Int], _ rng: inout SplitMix64) {
     for i in stride(from: a.count - 1, to: 0, by: -1) {
         let j = Int(rng.next() % UInt64(i + 1))
         a.swapAt(i, j)
+    }
+}
+
+extension IDXDataLayer: StatefulLayer {
+    var runState: [UInt64] { order?.saved ?? [] }
+    func restoreRunState(_ state: [UInt64]) throws {
+        order = state.isEmpty ? nil : try DataOrder(saved: state, count: images.count, shuffle: shuffle)
     }
 }

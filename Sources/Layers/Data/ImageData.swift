@@ -44,7 +44,7 @@ final class ImageDataLayer: LayerBase, BuiltinLayer {
     /// Decodes the formats other than PGM/PPM (none: only those are read).
     let decoder: (any ImageFileDecoder)?
 
-    private var order: DataOrder?
+    fileprivate var order: DataOrder?
 
     convenience init(_ ctx: LayerContext) throws { try self.init(ctx, decoder: nil) }
 
@@ -273,4 +273,11 @@ struct DataFileError: Error, CustomStringConvertible {
     var file: String
     var message: String
     var description: String { "\(file): \(message)" }
+}
+
+extension ImageDataLayer: StatefulLayer {
+    var runState: [UInt64] { order?.saved ?? [] }
+    func restoreRunState(_ state: [UInt64]) throws {
+        order = state.isEmpty ? nil : try DataOrder(saved: state, count: entries.count, shuffle: shuffle)
+    }
 }
