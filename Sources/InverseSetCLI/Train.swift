@@ -49,7 +49,7 @@ struct Train: ParsableCommand {
                 try TrainingFiles.checkWritable(prefix: config.snapshotPrefix)
             }
             let solver = try Solver(config: config, trainGraph: train, testGraphs: tests, registry: registry,
-                                    allowMissingWeights: missingWeights.allowMissingWeights)
+                                    allowMissingWeights: missingWeights.allowMissingWeights, threads: common.computeThreads)
             Toolbox.warnAboutWeights(train)
             if !initial.isEmpty { Toolbox.noteFilledLayers(solver.net, seed: solver.seed) }
             solver.snapshotWriter = TrainingFiles.snapshotWriter()
