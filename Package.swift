@@ -5,7 +5,8 @@
 // architecture (see docs/ARCHITECTURE.md):
 //
 //   system libraries -> CaffeSchema (generated C) -> CaffeImport -> GraphIR
-//   GraphIR -> Runtime (tensors, kernels, registry, executor) -> Layers
+//   GraphIR -> Tensors -> Runtime (kernels, registry, executor) -> Layers
+//   Tensors -> ImageIO (npy, PNG; no Runtime)
 //   Runtime -> Sampler (format-free) ; Sampler + ImageIO + CaffeImport -> SamplerIO -> inverse-set (CLI)
 import Foundation
 import PackageDescription
@@ -37,7 +38,7 @@ let package = Package(
         // One dynamic library holds everything a layer plugin links against, so
         // the tool and every plugin share a single copy of the registry types.
         .library(name: "InverseSet", type: .dynamic,
-                 targets: ["GraphIR", "CaffeImport", "Runtime", "Layers", "ImageIO", "Sampler", "SamplerIO"]),
+                 targets: ["GraphIR", "CaffeImport", "Tensors", "Runtime", "Layers", "ImageIO", "Sampler", "SamplerIO"]),
         // Example plugins: build with `swift build -c release --product SSDLayersPlugin`,
         // load with `inverse-set --plugin .build/release/libSSDLayersPlugin.so ...`.
         .library(name: "SSDLayersPlugin", type: .dynamic, targets: ["SSDLayersPlugin"]),
@@ -76,15 +77,19 @@ let package = Package(
         .target(name: "CaffeImport", dependencies: ["GraphIR", "CaffeSchema", "CProtobufC"],
                 swiftSettings: optimised),
 
-        // ---- Runtime: tensors, kernels, layer registry, executor -------------
-        .target(name: "Runtime", dependencies: ["GraphIR", "CBLAS"], swiftSettings: optimised),
+        // ---- Tensors: float storage with a shape (Runtime re-exports it) -------
+        .target(name: "Tensors", dependencies: ["GraphIR"], swiftSettings: optimised),
+
+        // ---- Runtime: kernels, layer registry, executor ----------------------
+        .target(name: "Runtime", dependencies: ["GraphIR", "Tensors", "CBLAS"], swiftSettings: optimised),
 
         // ---- Built-in layers, registered like plugins ------------------------
         .target(name: "Layers", dependencies: ["Runtime", "GraphIR", "CBLAS", "CZlib"], swiftSettings: kernels),
 
         // ---- Images and arrays on disk ---------------------------------------
-        // Runtime for `Tensor` (npy, preprocessing) and the ImageData layer's decoder protocol.
-        .target(name: "ImageIO", dependencies: ["GraphIR", "Runtime", "CPNG"], swiftSettings: optimised),
+        // Tensors for npy and preprocessing; no Runtime (the CLI adapts its PNG
+        // reader to the ImageData layer's decoder protocol).
+        .target(name: "ImageIO", dependencies: ["GraphIR", "Tensors", "CPNG"], swiftSettings: optimised),
 
         // ---- The inverse-set sampler -----------------------------------------
         .target(name: "Sampler", dependencies: ["Runtime", "GraphIR"], swiftSettings: optimised),

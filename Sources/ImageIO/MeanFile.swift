@@ -1,5 +1,5 @@
 import GraphIR
-import Runtime
+import Tensors
 
 /// A dataset mean to subtract from network inputs.
 ///

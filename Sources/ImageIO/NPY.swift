@@ -1,6 +1,6 @@
 import Foundation
 import GraphIR
-import Runtime
+import Tensors
 
 /// Errors reading or writing images and arrays, naming the file.
 public struct IOError: Error, CustomStringConvertible, Sendable {

@@ -1,7 +1,6 @@
 import CPNG
 import Foundation
 import GraphIR
-import Runtime
 
 /// An 8-bit image in memory: `channels` bytes per pixel (1 gray, 3 RGB,
 /// 4 RGBA), rows top to bottom, pixels left to right (row-major HWC), so the
@@ -163,16 +162,5 @@ public struct PNGImage: Equatable, Sendable {
         }
         if lower.contains("crc") { return text + " (the file is corrupt)" }
         return text
-    }
-}
-
-/// The ImageData layer's decoder for PNG files (pass it to
-/// `registerBuiltins(into:imageDecoder:)`).
-public struct PNGFileDecoder: ImageFileDecoder {
-    public init() {}
-    public func decodeImage(atPath path: String) throws -> DecodedImage {
-        let img = try PNGImage.read(path)
-        return DecodedImage(width: img.width, height: img.height, channels: img.channels,
-                            pixels: img.pixels.map { Float($0) })
     }
 }

@@ -1,5 +1,5 @@
 import GraphIR
-import Runtime
+import Tensors
 
 /// Turns an image into a network input the way pycaffe's classic
 /// `caffe.io.Transformer` does, and turns a network-space array back into a

@@ -70,9 +70,9 @@ struct AtlasCommand: ParsableCommand {
                 print(try slurmScripts(dir: absolute(out), tasks: tasks ?? 1).joined(separator: "\n"))
                 return
             }
-            setComputeThreads(threads)
             let registry = try common.makeRegistry()
-            let loaded = try Toolbox.loadPipeline(pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
+            let loaded = try Toolbox.loadPipeline(pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights,
+                                                  threads: threads)
             let positionText = try Self.position(position)
             // No dataset: numeric bands only, and no evaluation (the paper's pipeline names none).
             let given = dataset ?? loaded.spec.data?.dataset.map(loaded.resolve) ?? ""
@@ -126,9 +126,9 @@ struct AtlasCommand: ParsableCommand {
         let plan = try Atlas.readPlan(dir)
         // Line by line into the worker's log (a file would otherwise get them at exit).
         setvbuf(stdout, nil, _IOLBF, 0)
-        setComputeThreads(plan.threads)
         let registry = try common.makeRegistry()
-        let loaded = try Toolbox.loadPipeline(plan.pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
+        let loaded = try Toolbox.loadPipeline(plan.pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights,
+                                              threads: plan.threads)
         let cache = plan.dataset.isEmpty ? nil : try Atlas.Cache.read(from: dir + "/cache")
         // The evaluation images, read once for all of this worker's units.
         let evaluation = plan.dataset.isEmpty ? nil : try ImageDataset.load(plan.dataset, split: plan.split)

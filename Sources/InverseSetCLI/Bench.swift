@@ -44,7 +44,7 @@ struct Bench: ParsableCommand {
             }
             guard let prototxt else { throw ValidationError("give a NET.prototxt or --pipeline P.json") }
             let graph = try Toolbox.load(prototxt, weights: weights)
-            let gemmRate = measureGEMM(repeats: 20)
+            let gemmRate = measureGEMM(repeats: 20, threads: common.computeThreads)
             var shapes: [String: Shape] = [:]
             var feeds: [String: Tensor] = [:]
             var rng = SplitMix64(seed: 1)
@@ -63,7 +63,7 @@ struct Bench: ParsableCommand {
             // Caffe's all-zero default (zeros would make sparse paths look fast).
             let net = try Net(graph: graph, registry: registry, inputShapes: shapes, seed: 1,
                               defaultWeightFiller: weights == nil ? try Init.filler("msra") : nil,
-                              allowMissingWeights: missingWeights.allowMissingWeights)
+                              allowMissingWeights: missingWeights.allowMissingWeights, threads: common.computeThreads)
             Toolbox.warnAboutWeights(graph)
             Toolbox.noteFilledLayers(net, seed: 1)
             net.context.convolution = convolution
@@ -103,7 +103,7 @@ struct Bench: ParsableCommand {
             let measured = backwardMs ?? forwardMs
             let rss = peakRSSMegabytes()
             print("net            \(graph.name.isEmpty ? prototxt : graph.name)")
-            print("batch          \(batch), threads \(computeThreads()), convolution \(convolution)")
+            print("batch          \(batch), threads \(net.context.threads), convolution \(convolution)")
             print(String(format: "multiply-adds  %.3f G per pass (%.1f GFLOP %@)", Double(macs) / 1e9, flops / 1e9,
                          backward ? "forward+backward" : "forward"))
             print(String(format: "SGEMM rate     %.1f GFLOP/s (1024^3, fastest of 20)", gemmRate))
@@ -128,11 +128,11 @@ extension Bench {
     /// blob through f, the glue and G to the codes. The lower bound counts
     /// the GEMM FLOPs of G and f, forward and backward to the input.
     func benchSamplerStep(_ path: String, registry: LayerRegistry) throws {
-        let loaded = try Toolbox.loadPipeline(path, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
+        let loaded = try Toolbox.loadPipeline(path, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights, threads: common.computeThreads)
         let p = loaded.pipeline
         for net in [p.generator, p.classifier] + (p.encoder.map { [$0] } ?? []) { net.context.convolution = convolution }
         try p.setNeurons([(try NeuronSpec(parsing: neuron), try Band(low: 0, high: 1))])
-        let gemmRate = measureGEMM(repeats: 20)
+        let gemmRate = measureGEMM(repeats: 20, threads: p.threads)
         let d = p.codeSize
         var rng = SplitMix64(seed: 1)
         let codes = Tensor(shape: [batch, d])
@@ -152,7 +152,7 @@ extension Bench {
         let boundMs = flops / (gemmRate * 1e9) * 1e3
         let rss = peakRSSMegabytes()
         print("pipeline       \(path)")
-        print("walkers        \(batch), threads \(computeThreads()), convolution \(convolution)")
+        print("walkers        \(batch), threads \(p.threads), convolution \(convolution)")
         print(String(format: "GEMM work      %.1f GFLOP per step (G and f, forward + backward)", flops / 1e9))
         print(String(format: "SGEMM rate     %.1f GFLOP/s (1024^3, fastest of 20)", gemmRate))
         print(String(format: "sampler step   %.1f ms", ms))
@@ -189,8 +189,8 @@ func median<S: Sequence>(_ xs: S) -> Double where S.Element == Double {
 /// of `repeats` runs (on a shared machine the slower ones measure the
 /// neighbours, and a low rate would flatter the ratio to the bound), and the
 /// better of OpenBLAS's own threading and our split `gemm`, so the bound is
-/// the fastest this machine multiplies, whichever way.
-func measureGEMM(repeats: Int) -> Double {
+/// the fastest this machine multiplies, whichever way, on `threads` threads.
+func measureGEMM(repeats: Int, threads: Int) -> Double {
     let n = 1024
     let a = Tensor(shape: [n, n]), b = Tensor(shape: [n, n]), c = Tensor(shape: [n, n])
     var rng = SplitMix64(seed: 3)
@@ -200,8 +200,8 @@ func measureGEMM(repeats: Int) -> Double {
         let ms = (0..<repeats).map { _ in time(multiply) }.min() ?? .nan
         return 2 * Double(n * n * n) / (ms * 1e6)
     }
-    let openBLAS = rate { openBLASThreadedGemm(m: n, n: n, k: n, a: a.data, b: b.data, c: c.data) }
-    let split = rate { gemm(m: n, n: n, k: n, a: a.data, b: b.data, c: c.data) }
+    let openBLAS = rate { openBLASThreadedGemm(m: n, n: n, k: n, a: a.data, b: b.data, c: c.data, threads: threads) }
+    let split = rate { gemm(m: n, n: n, k: n, a: a.data, b: b.data, c: c.data, threads: threads) }
     return max(openBLAS, split)
 }
 

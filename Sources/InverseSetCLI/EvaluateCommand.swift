@@ -35,7 +35,7 @@ struct EvaluateCommand: ParsableCommand {
             let folder = try SampleFolder(existing: dir)
             let settings = folder.manifest.settings
             let registry = try common.makeRegistry()
-            let loaded = try Toolbox.loadPipeline(pipeline ?? settings.pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
+            let loaded = try Toolbox.loadPipeline(pipeline ?? settings.pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights, threads: common.computeThreads)
             let specs = try settings.neurons.map { try NeuronSpec(parsing: $0) }
             let ev = try FolderEvaluation.evaluate(folder: folder, loaded: loaded, neurons: specs, dataset: dataset, split: split)
             try ev.write(to: dir)

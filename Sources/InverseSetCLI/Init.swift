@@ -36,7 +36,8 @@ struct Init: ParsableCommand {
             let copied = graph.nodes.filter { !$0.weights.isEmpty }.map(\.name)
             // Filling what the files leave out is what init is for (its output line lists those layers).
             let net = try Net(graph: graph, registry: registry, seed: seed,
-                              defaultWeightFiller: try Init.filler(defaultFiller), allowMissingWeights: true)
+                              defaultWeightFiller: try Init.filler(defaultFiller), allowMissingWeights: true,
+                              threads: common.computeThreads)
             let n = net.layers.reduce(0) { $0 + $1.parameters.reduce(0) { $0 + $1.count } }
             let filled = zip(graph.nodes, net.layers).filter { $0.0.weights.isEmpty && !$0.1.parameters.isEmpty }.map(\.0.name)
             var exported = net.exportWeights()

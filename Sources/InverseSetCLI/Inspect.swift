@@ -34,7 +34,7 @@ struct Inspect: ParsableCommand {
             let registry = try common.makeRegistry()
             let graph = try Toolbox.load(prototxt, weights: weights)
             let net = try Net(graph: graph, registry: registry, lazyParameters: weights == nil,
-                              allowMissingWeights: missingWeights.allowMissingWeights)
+                              allowMissingWeights: missingWeights.allowMissingWeights, threads: common.computeThreads)
             Toolbox.warnAboutWeights(net.graph)
             if weights == nil {
                 Toolbox.note("no --weights given: parameter counts only; run and sample would use random weights from the fillers")

@@ -74,10 +74,12 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Compute threads for the GEMMs and the parallel kernels (default: all cores).")
     var threads: Int?
 
+    /// --threads (at least 1), else all cores: what the nets a command builds compute on.
+    var computeThreads: Int { max(1, threads ?? defaultComputeThreads) }
+
     /// The registry with built-ins and every plugin loaded.
     func makeRegistry() throws -> LayerRegistry {
-        if let t = threads { setComputeThreads(t) }
-        return try Toolbox.registry(plugins: plugins)
+        try Toolbox.registry(plugins: plugins)
     }
 }
 

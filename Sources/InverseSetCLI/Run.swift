@@ -57,7 +57,7 @@ struct Run: ParsableCommand {
                 feeds[name] = t
             }
             let net = try Net(graph: graph, registry: registry, seed: seed,
-                              allowMissingWeights: missingWeights.allowMissingWeights)
+                              allowMissingWeights: missingWeights.allowMissingWeights, threads: common.computeThreads)
             Toolbox.warnAboutWeights(graph)
             Toolbox.noteFilledLayers(net, seed: seed)
             try net.forward(feeds)

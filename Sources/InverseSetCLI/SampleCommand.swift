@@ -71,7 +71,7 @@ struct SampleCommand: ParsableCommand {
             }
             guard !neurons.isEmpty else { throw SamplerError("give at least one --neuron, e.g. --neuron fc8:3") }
             let registry = try common.makeRegistry()
-            let loaded = try Toolbox.loadPipeline(pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
+            let loaded = try Toolbox.loadPipeline(pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights, threads: common.computeThreads)
             // A neuron's own band may use percentiles: parse the spec without it then.
             var specs: [NeuronSpec] = [], ownBands: [String?] = []
             for text in neurons {

@@ -50,7 +50,7 @@ struct Score: ParsableCommand {
                 throw RuntimeError.input("\(prototxt): the net reads Input blobs (\(names)) that nothing feeds; score needs a net with data layers (IDXData, ImageData); use `run` to feed arrays")
             }
             let net = try Net(graph: graph, registry: registry, phase: .test,
-                              allowMissingWeights: missingWeights.allowMissingWeights)
+                              allowMissingWeights: missingWeights.allowMissingWeights, threads: common.computeThreads)
             Toolbox.warnAboutWeights(graph)
             Toolbox.noteFilledLayers(net, seed: 0)
             let statValues = try stats.map { b -> ValueID in try net.resolve(b) }

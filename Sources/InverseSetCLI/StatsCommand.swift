@@ -32,7 +32,7 @@ struct StatsCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let registry = try common.makeRegistry()
-            let loaded = try Toolbox.loadPipeline(pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights)
+            let loaded = try Toolbox.loadPipeline(pipeline, registry: registry, allowMissingWeights: missingWeights.allowMissingWeights, threads: common.computeThreads)
             let data = try loaded.dataset(dataset, split: split)
             let pos: NeuronSpec.Position
             switch position {

@@ -45,8 +45,10 @@ enum Toolbox {
     /// NaN or infinite values.
     /// A pipeline file with its nets checked: unused layers of the weights
     /// files are warned about, and nets (or layers) without weights noted.
-    static func loadPipeline(_ path: String, registry: LayerRegistry, allowMissingWeights: Bool) throws -> LoadedPipeline {
-        let loaded = try LoadedPipeline.load(BuildInfo.pipeline(path), registry: registry, allowMissingWeights: allowMissingWeights)
+    /// Its nets compute on `threads` threads.
+    static func loadPipeline(_ path: String, registry: LayerRegistry, allowMissingWeights: Bool, threads: Int) throws -> LoadedPipeline {
+        let loaded = try LoadedPipeline.load(BuildInfo.pipeline(path), registry: registry, allowMissingWeights: allowMissingWeights,
+                                             threads: threads)
         let p = loaded.pipeline
         for net in [p.generator, p.classifier] + (p.encoder.map { [$0] } ?? []) {
             warnAboutWeights(net.graph)
@@ -112,5 +114,16 @@ enum Toolbox {
         guard FileManager.default.createFile(atPath: path, contents: Data(s.utf8)) else {
             throw RuntimeError.input("\(path): cannot be written")
         }
+    }
+}
+
+/// The ImageData layer's decoder for PNG files, ImageIO's reader behind
+/// Runtime's decoder protocol. It lives here, where both are known: neither
+/// ImageIO nor the layers depend on the other.
+struct PNGFileDecoder: ImageFileDecoder {
+    func decodeImage(atPath path: String) throws -> DecodedImage {
+        let img = try PNGImage.read(path)
+        return DecodedImage(width: img.width, height: img.height, channels: img.channels,
+                            pixels: img.pixels.map { Float($0) })
     }
 }

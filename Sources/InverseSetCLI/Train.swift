@@ -56,7 +56,8 @@ struct Train: ParsableCommand {
                 return
             }
             let solver = try TrainingFiles.solver(solver, weights: weights, registry: registry,
-                                                  allowMissingWeights: missingWeights.allowMissingWeights)
+                                                  allowMissingWeights: missingWeights.allowMissingWeights,
+                                                  threads: common.computeThreads)
             if let resume {
                 let (state, learned) = try TrainingFiles.readState(resume, net: solver.trainGraph)
                 try solver.solver.restore(state, weights: learned, file: resume)
@@ -97,9 +98,10 @@ struct Train: ParsableCommand {
         }
         let g = try TrainingFiles.solver(solver, weights: weights, registry: registry,
                                          allowMissingWeights: missingWeights.allowMissingWeights,
-                                         externalSeeds: [generated])
+                                         externalSeeds: [generated], threads: common.computeThreads)
         let d = try TrainingFiles.solver(dSolverFile, weights: discriminatorWeights, registry: registry,
-                                         allowMissingWeights: missingWeights.allowMissingWeights)
+                                         allowMissingWeights: missingWeights.allowMissingWeights,
+                                         threads: common.computeThreads)
         guard g.solver.config.snapshotPrefix != d.solver.config.snapshotPrefix else {
             throw RuntimeError.input("the generator's and the discriminator's solvers share snapshot_prefix '\(g.solver.config.snapshotPrefix)'; give them different ones, or their snapshots overwrite each other")
         }
@@ -274,7 +276,7 @@ enum TrainingFiles {
     /// its `weights` fields and `weights` (comma-separated), a writable
     /// snapshot prefix, and the snapshot writer attached.
     static func solver(_ file: String, weights: String?, registry: LayerRegistry, allowMissingWeights: Bool,
-                       externalSeeds: [String] = []) throws -> (solver: Solver, trainGraph: Graph) {
+                       externalSeeds: [String] = [], threads: Int) throws -> (solver: Solver, trainGraph: Graph) {
         var tree = try CaffeModel.readPrototxt(file, schema: CaffeSchemaRegistry.shared.solverParameter)
         try defaultSnapshotPrefix(&tree, solverFile: file)
         let config = try SolverConfig(tree)
@@ -286,7 +288,7 @@ enum TrainingFiles {
         }
         if config.snapshot > 0 || config.snapshotAfterTrain { try checkWritable(prefix: config.snapshotPrefix) }
         let solver = try Solver(config: config, trainGraph: train, testGraphs: tests, registry: registry,
-                                allowMissingWeights: allowMissingWeights, externalSeeds: externalSeeds)
+                                allowMissingWeights: allowMissingWeights, externalSeeds: externalSeeds, threads: threads)
         Toolbox.warnAboutWeights(train)
         if !initial.isEmpty { Toolbox.noteFilledLayers(solver.net, seed: solver.seed) }
         solver.snapshotWriter = snapshotWriter()

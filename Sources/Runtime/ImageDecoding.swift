@@ -14,8 +14,9 @@ public struct DecodedImage: Sendable {
 }
 
 /// Decodes image files (PNG, ...) for the ImageData layer. Runtime and the
-/// layers know no image format; the tool passes a decoder built on ImageIO
-/// to `registerBuiltins(into:imageDecoder:)`, and tests pass theirs.
+/// layers know no image format, and ImageIO knows no Runtime: the tool wraps
+/// ImageIO's PNG reader in a decoder (`PNGFileDecoder`, InverseSetCLI) and
+/// passes it to `registerBuiltins(into:imageDecoder:)`; tests pass theirs.
 public protocol ImageFileDecoder: Sendable {
     /// Throws an error that names `path` and what is wrong with it.
     func decodeImage(atPath path: String) throws -> DecodedImage

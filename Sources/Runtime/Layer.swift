@@ -72,17 +72,23 @@ public enum ConvolutionAlgorithm: String, Sendable, CaseIterable {
 }
 
 /// Per-call state the executor lends to layers: scratch memory, the phase,
-/// the random generator (Dropout in training), the convolution algorithm.
-/// No global state.
+/// the random generator (Dropout in training), the convolution algorithm and
+/// the compute thread count. No global state.
 public final class ExecutionContext: @unchecked Sendable {
     public var phase: Phase
     public var rng: SplitMix64
     public var convolution: ConvolutionAlgorithm = .automatic
+    /// Threads the layers' kernels and GEMMs split their work into (at least
+    /// 1; `--threads`, else `defaultComputeThreads`): pass it on to `gemm`.
+    /// Some kernels' sums depend on it (per-thread partial sums), so a run is
+    /// reproduced with the same count.
+    public let threads: Int
     private var scratch: [Storage] = []
 
-    public init(phase: Phase = .test, seed: UInt64 = 0) {
+    public init(phase: Phase = .test, seed: UInt64 = 0, threads: Int = defaultComputeThreads) {
         self.phase = phase
         self.rng = SplitMix64(seed: seed)
+        self.threads = max(1, threads)
     }
 
     /// A scratch buffer of at least `count` floats, valid until the layer

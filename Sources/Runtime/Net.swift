@@ -83,16 +83,20 @@ public final class Net {
     /// a layer that did); otherwise this throws `RuntimeError.missingWeights`
     /// naming the layers, unless `allowMissingWeights` (fine-tuning, net
     /// surgery), in which case they are filled and listed in `filledLayers`.
+    ///
+    /// `threads`: how many threads its forward and backward passes use
+    /// (`context.threads`).
     public init(graph: consuming Graph, registry: LayerRegistry, phase: Phase = .test,
                 inputShapes: [String: Shape] = [:], seed: UInt64 = 0, lazyParameters: Bool = false,
-                defaultWeightFiller: ParamMessage? = nil, allowMissingWeights: Bool = false) throws {
+                defaultWeightFiller: ParamMessage? = nil, allowMissingWeights: Bool = false,
+                threads: Int = defaultComputeThreads) throws {
         var source = graph
         var stripped = source
         for i in stripped.nodes.indices { stripped.nodes[i].weights = [] }
         let graph = stripped
         self.graph = graph
         self.phase = phase
-        self.context = ExecutionContext(phase: phase, seed: seed)
+        self.context = ExecutionContext(phase: phase, seed: seed, threads: threads)
         self.shapes = Array(repeating: Shape([]), count: graph.values.count)
         self.tensors = Array(repeating: nil, count: graph.values.count)
         self.paramGrads = Array(repeating: [], count: graph.nodes.count)

@@ -16,8 +16,9 @@
 /// another one; then it calls `register` with its registry.
 public enum PluginABI {
     /// Bumped whenever the Layer protocol or the registry changes incompatibly
-    /// (2: `Layer.statisticParameters`).
-    public static let version: Int32 = 2
+    /// (2: `Layer.statisticParameters`; 3: `ExecutionContext.threads`, and
+    /// `Tensor` moved to the Tensors module).
+    public static let version: Int32 = 3
     public static let versionSymbol = "inverse_set_plugin_abi_version"
     public static let entryPoint = "inverse_set_plugin_register"
 

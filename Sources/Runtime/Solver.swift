@@ -116,10 +116,10 @@ public final class Solver {
     /// are kept; missing ones come from the fillers, seeded by random_seed.
     /// When weights files were attached, layers they leave without weights are
     /// refused (`Net`'s rule) unless `allowMissingWeights` (fine-tuning, where
-    /// new layers start from their fillers).
+    /// new layers start from their fillers). Every net computes on `threads` threads.
     public init(config: SolverConfig, trainGraph: Graph, testGraphs: [Graph] = [],
                 registry: LayerRegistry, seed: UInt64? = nil, allowMissingWeights: Bool = false,
-                externalSeeds: [String] = []) throws {
+                externalSeeds: [String] = [], threads: Int = defaultComputeThreads) throws {
         self.config = config
         guard config.testIter.count == testGraphs.count else {
             throw SolverError.invalid(field: "test_iter", location: nil,
@@ -128,12 +128,12 @@ public final class Solver {
         let s = seed ?? (config.randomSeed >= 0 ? UInt64(config.randomSeed) : UInt64.random(in: 0...UInt64(Int64.max)))
         self.seed = s
         net = try Net(graph: trainGraph, registry: registry, phase: .train, seed: s,
-                      allowMissingWeights: allowMissingWeights)
+                      allowMissingWeights: allowMissingWeights, threads: threads)
         var tests: [Net] = []
         for (k, g) in testGraphs.enumerated() {
             // A test net's parameters come from the training net (below), not from the files.
             let t = try Net(graph: g, registry: registry, phase: .test, seed: s &+ UInt64(k + 1),
-                            allowMissingWeights: true)
+                            allowMissingWeights: true, threads: threads)
             try t.shareParameters(from: net)
             tests.append(t)
         }

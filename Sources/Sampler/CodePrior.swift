@@ -67,11 +67,14 @@ public struct RealismModel: Sendable {
     public let radii: [Float]
     /// ||r_j||^2, for distances by one GEMM.
     let squaredNorms: [Float]
+    /// Compute threads of its GEMMs (the sampler's nets').
+    let threads: Int
 
-    public init(reference: PointSet, k: Int = 3, quantile: Double = 0.95) {
+    public init(reference: PointSet, k: Int = 3, quantile: Double = 0.95, threads: Int) {
         self.reference = reference
+        self.threads = threads
         squaredNorms = (0..<reference.count).map { j in reference.row(j).reduce(0) { $0 + $1 * $1 } }
-        var r = Self.kthNeighbour(reference, norms: squaredNorms, k: k)
+        var r = Self.kthNeighbour(reference, norms: squaredNorms, k: k, threads: threads)
         let cap = Float(SampleQuality.quantile(r.map(Double.init), quantile))
         if cap.isFinite { r = r.map { min($0, cap) } }
         radii = r
@@ -86,7 +89,8 @@ public struct RealismModel: Sendable {
         e.values.withUnsafeBufferPointer { a in
             reference.values.withUnsafeBufferPointer { b in
                 dots.withUnsafeMutableBufferPointer { c in
-                    gemm(transB: true, m: e.count, n: n, k: dim, a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!)
+                    gemm(transB: true, m: e.count, n: n, k: dim, a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!,
+                         threads: threads)
                 }
             }
         }
@@ -112,10 +116,10 @@ public struct RealismModel: Sendable {
 
     /// Per row, the distance to its k-th nearest other row (float32 GEMM
     /// distances, `PointSet.nearestOthers`: the prior holds thousands of points).
-    static func kthNeighbour(_ p: PointSet, norms: [Float], k: Int) -> [Float] {
+    static func kthNeighbour(_ p: PointSet, norms: [Float], k: Int, threads: Int) -> [Float] {
         guard p.count > k else { return Array(repeating: .infinity, count: p.count) }
         var out = [Float](repeating: 0, count: p.count)
-        p.nearestOthers(norms: norms, keep: k) { i, candidates in out[i] = candidates[k - 1].0.squareRoot() }
+        p.nearestOthers(norms: norms, keep: k, threads: threads) { i, candidates in out[i] = candidates[k - 1].0.squareRoot() }
         return out
     }
 }

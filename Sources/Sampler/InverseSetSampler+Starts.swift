@@ -96,7 +96,7 @@ extension InverseSetSampler {
         }
         var pick = SplitMix64(seed: settings.seed &+ 0x5EED)
         rows.shuffle(using: &pick)
-        func spacing(_ m: Int) -> Double { SampleQuality.median(points.subset(Array(rows.prefix(m))).neighbourRadii(k: 1)) }
+        func spacing(_ m: Int) -> Double { SampleQuality.median(points.subset(Array(rows.prefix(m))).neighbourRadii(k: 1, threads: pipeline.threads)) }
         let n = max(settings.count, 2)
         var u = spacing(min(n, rows.count))
         if rows.count < n && rows.count >= 20 {
@@ -112,7 +112,7 @@ extension InverseSetSampler {
     /// Without a prior: half the median distance between the first walkers.
     func fallbackUnit(_ e: PointSet, _ alive: [Bool]) -> Float {
         let live = PointSet(rows: (0..<e.count).filter { alive[$0] }.map { Array(e.row($0)) }, dim: e.dim)
-        let u = Float(SampleQuality.median(live.neighbourRadii(k: 1))) / 2
+        let u = Float(SampleQuality.median(live.neighbourRadii(k: 1, threads: pipeline.threads))) / 2
         return u.isFinite && u > 0 ? u : 1
     }
 }

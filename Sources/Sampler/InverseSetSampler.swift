@@ -42,7 +42,8 @@ public final class InverseSetSampler {
             let inBand = settings.realismOnReconstructions ? p.rows(inside: bands) : p.realRows(inside: bands)
             // The real images of the band when there are enough of them, else all.
             let rows = settings.realismInBand && inBand.count >= 4 * settings.realismK ? inBand : Array(0..<p.count)
-            return RealismModel(reference: reference.subset(rows), k: settings.realismK, quantile: settings.realismQuantile)
+            return RealismModel(reference: reference.subset(rows), k: settings.realismK, quantile: settings.realismQuantile,
+                                threads: pipeline.threads)
         } : nil
         rng = SplitMix64(seed: settings.seed)
         codeScale = Self.codeScale(prior: settings.variant == .data ? prior : nil, settings: settings, codeSize: pipeline.codeSize)

@@ -47,6 +47,9 @@ public final class Pipeline {
     public let glue: Glue
     public let box: CodeBox
     public var codeSize: Int { box.low.count }
+    /// The compute threads of its nets (the generator's; a separate encoder
+    /// gets the same), for the sampler's own GEMMs too.
+    public var threads: Int { generator.context.threads }
     public private(set) var neurons: [ResolvedNeuron] = []
     /// Forward passes of f and of a separate E per evaluation of the walkers
     /// (a pass of G), counted by the nets themselves: 1 when E is f cut at a
@@ -102,7 +105,8 @@ public final class Pipeline {
             }
             self.encoder = nil; eOut = v; eIn = nil
         case .net(let g, let inName, let out):
-            let e = try Net(graph: g, registry: registry, allowMissingWeights: allowMissingWeights)
+            let e = try Net(graph: g, registry: registry, allowMissingWeights: allowMissingWeights,
+                            threads: generator.context.threads)
             self.encoder = e
             eIn = try input(e, inName, "the encoder")
             guard let v = g.value(named: out) else { throw SamplerError("the encoder has no blob '\(out)'") }

@@ -57,11 +57,12 @@ public struct PointSet: Sendable {
     /// blocks of rows, so a real set of 10,000 points needs no 10,000^2
     /// matrix; the k + 4 nearest candidates are then measured exactly in
     /// double precision, which gives the same radii as the all-pairs loop.
-    public func neighbourRadii(k: Int) -> [Double] {
+    /// The GEMMs run on `threads` compute threads.
+    public func neighbourRadii(k: Int, threads: Int) -> [Double] {
         guard count > k else { return Array(repeating: .infinity, count: count) }
         let norms = (0..<count).map { j in row(j).reduce(Float(0)) { $0 + $1 * $1 } }
         var out = [Double](repeating: .infinity, count: count)
-        nearestOthers(norms: norms, keep: min(k + 4, count - 1)) { i, candidates in
+        nearestOthers(norms: norms, keep: min(k + 4, count - 1), threads: threads) { i, candidates in
             let x = row(i)
             var exact = candidates.map { _, j -> Double in
                 let y = row(j)
@@ -78,8 +79,9 @@ public struct PointSet: Sendable {
     /// For each row i, its `keep` nearest other rows by GEMM squared distances
     /// (max(0, ||a||^2 + ||b||^2 - 2 a.b), float32), in blocks of 256 rows so
     /// that no count x count matrix is held: `body(i, [(distance^2, j)])`,
-    /// nearest first. `norms` are the rows' squared norms.
-    public func nearestOthers(norms: [Float], keep: Int, _ body: (Int, [(Float, Int)]) -> Void) {
+    /// nearest first. `norms` are the rows' squared norms; the GEMMs run on
+    /// `threads` compute threads.
+    public func nearestOthers(norms: [Float], keep: Int, threads: Int, _ body: (Int, [(Float, Int)]) -> Void) {
         guard keep > 0 else { return }
         let block = 256
         var dots = [Float](repeating: 0, count: block * count)
@@ -89,7 +91,8 @@ public struct PointSet: Sendable {
             for start in stride(from: 0, to: count, by: block) {
                 let m = Swift.min(block, count - start)
                 dots.withUnsafeMutableBufferPointer { c in
-                    gemm(transB: true, m: m, n: count, k: dim, a: a.baseAddress! + start * dim, b: a.baseAddress!, c: c.baseAddress!)
+                    gemm(transB: true, m: m, n: count, k: dim, a: a.baseAddress! + start * dim, b: a.baseAddress!, c: c.baseAddress!,
+                         threads: threads)
                 }
                 for r in 0..<m {
                     let i = start + r
@@ -113,8 +116,8 @@ public struct PointSet: Sendable {
 
     /// For each row, the nearest row of `other` and its distance, by GEMM
     /// (||a||^2 + ||b||^2 - 2 a.b) in blocks: `other` may hold tens of
-    /// thousands of points.
-    public func nearest(in other: PointSet) -> [(Int, Double)] {
+    /// thousands of points. The GEMMs run on `threads` compute threads.
+    public func nearest(in other: PointSet, threads: Int) -> [(Int, Double)] {
         precondition(dim == other.dim, "PointSet: dimensions \(dim) and \(other.dim) differ")
         guard other.count > 0 else { return Array(repeating: (-1, .infinity), count: count) }
         let no = other.count
@@ -128,7 +131,8 @@ public struct PointSet: Sendable {
                 for start in stride(from: 0, to: count, by: block) {
                     let m = min(block, count - start)
                     dots.withUnsafeMutableBufferPointer { c in
-                        gemm(transB: true, m: m, n: no, k: dim, a: a.baseAddress! + start * dim, b: b.baseAddress!, c: c.baseAddress!)
+                        gemm(transB: true, m: m, n: no, k: dim, a: a.baseAddress! + start * dim, b: b.baseAddress!, c: c.baseAddress!,
+                             threads: threads)
                     }
                     for r in 0..<m {
                         let ni = row(start + r).reduce(Float(0)) { $0 + $1 * $1 }
@@ -209,17 +213,19 @@ public struct SampleQuality: Codable, Sendable, Equatable {
 
     /// The figures of `samples` against `real`. `activations[i]` are sample
     /// i's activations of the constrained neurons and `bands` their bands
-    /// (both may be empty: no thirds, no in-band fraction).
-    public init(samples: PointSet, real: PointSet, activations: [[Float]] = [], bands: [Band] = [], k: Int = 3) {
+    /// (both may be empty: no thirds, no in-band fraction). The neighbour
+    /// searches run on `threads` compute threads.
+    public init(samples: PointSet, real: PointSet, activations: [[Float]] = [], bands: [Band] = [], k: Int = 3,
+                threads: Int) {
         self.k = k
         realCount = real.count
         sampleCount = samples.count
         thirds = Self.thirds(activations, bands)
         inBand = activations.isEmpty || bands.isEmpty ? nil : Metrics.fractionInBand(activations, bands: bands)
         if samples.count > 1 {
-            let nn = samples.neighbourRadii(k: 1)
+            let nn = samples.neighbourRadii(k: 1, threads: threads)
             if real.count > 1 {
-                let dReal = Self.median(real.neighbourRadii(k: 1))
+                let dReal = Self.median(real.neighbourRadii(k: 1, threads: threads))
                 d = dReal
                 nearDuplicates = Double(nn.filter { $0 < 0.25 * dReal }.count) / Double(samples.count)
                 let kept = Self.greedyDistinct(samples, minimum: 0.5 * dReal)
@@ -232,7 +238,7 @@ public struct SampleQuality: Codable, Sendable, Equatable {
             normRatio = realNorm > 0 ? samples.meanNorm / realNorm : nil
         }
         guard real.count > k, samples.count > k else { return }
-        let realRadii = real.neighbourRadii(k: k), sampleRadii = samples.neighbourRadii(k: k)
+        let realRadii = real.neighbourRadii(k: k, threads: threads), sampleRadii = samples.neighbourRadii(k: k, threads: threads)
         let cross = samples.distances(to: real)   // samples.count x real.count
         let nr = real.count, ns = samples.count
         func precisionLike(_ radii: [Double]) -> Double {

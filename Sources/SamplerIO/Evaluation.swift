@@ -70,8 +70,10 @@ public struct FolderEvaluation: Codable, Sendable {
             let indices = m.samples.enumerated().filter { $1.band == b }.map(\.offset)
             let sampleSet = PointSet(rows: indices.map { folder.embeddings[$0] }, dim: scores.embeddings.dim)
             let acts = indices.map { m.samples[$0].activations }
-            let quality = SampleQuality(samples: sampleSet, real: real.embeddings, activations: acts, bands: bands)
-            var control = SampleQuality(samples: PointSet(flat: [], dim: scores.embeddings.dim), real: real.embeddings)
+            let quality = SampleQuality(samples: sampleSet, real: real.embeddings, activations: acts, bands: bands,
+                                        threads: p.threads)
+            var control = SampleQuality(samples: PointSet(flat: [], dim: scores.embeddings.dim), real: real.embeddings,
+                                        threads: p.threads)
             if var codes = real.codes, codes.count > 0 {
                 // As many reconstructions as there are samples (a fixed random subset
                 // when the band holds more real images): coverage and recall grow with
@@ -85,9 +87,10 @@ public struct FolderEvaluation: Codable, Sendable {
                 let boxed = Tensor(shape: [codes.count, codes.dim], values: codes.values)
                 p.box.project(boxed)
                 let rec = try loaded.generate(PointSet(flat: boxed.array, dim: codes.dim))
-                control = SampleQuality(samples: rec.embeddings, real: real.embeddings, activations: rec.activations, bands: bands)
+                control = SampleQuality(samples: rec.embeddings, real: real.embeddings, activations: rec.activations, bands: bands,
+                                        threads: p.threads)
             }
-            let nearest = sampleSet.nearest(in: scores.embeddings).map { j, dist in
+            let nearest = sampleSet.nearest(in: scores.embeddings, threads: p.threads).map { j, dist in
                 Nearest(image: scores.indices[j], distance: dist, label: scores.labels?[j])
             }
             var top: [Int]? = nil

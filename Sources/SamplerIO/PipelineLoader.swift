@@ -26,7 +26,9 @@ public struct LoadedPipeline {
 
     /// `allowMissingWeights`: let layers that the named weights files do not
     /// cover start from their fillers (otherwise such a net is refused).
-    public static func load(_ path: String, registry: LayerRegistry, allowMissingWeights: Bool = false) throws -> LoadedPipeline {
+    /// `threads`: the compute threads of its nets and of the sampler's GEMMs.
+    public static func load(_ path: String, registry: LayerRegistry, allowMissingWeights: Bool = false,
+                            threads: Int = defaultComputeThreads) throws -> LoadedPipeline {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw SamplerError("\(path): no such pipeline file")
         }
@@ -46,8 +48,9 @@ public struct LoadedPipeline {
         }
         let gGraph = try load(spec.generator)
         let fGraph = try load(spec.classifier)
-        let G = try Net(graph: gGraph, registry: registry, seed: 1, allowMissingWeights: allowMissingWeights)   // as `inverse-set init` (default seed)
-        let f = try Net(graph: fGraph, registry: registry, seed: 1, allowMissingWeights: allowMissingWeights)
+        let G = try Net(graph: gGraph, registry: registry, seed: 1, allowMissingWeights: allowMissingWeights,   // seed as `inverse-set init`'s default
+                        threads: threads)
+        let f = try Net(graph: fGraph, registry: registry, seed: 1, allowMissingWeights: allowMissingWeights, threads: threads)
         let encoder: EncoderSource
         if let cut = spec.encoder.cut {
             encoder = .cut(cut)

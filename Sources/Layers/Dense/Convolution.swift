@@ -210,11 +210,11 @@ class ConvolutionLayerBase: LayerBase {
     }
 
     /// The GEMM driver for an input of `s` with the im2col side's spatial
-    /// size `h` x `w`.
-    func driver(_ s: Shape, columnHeight h: Int, columnWidth w: Int) throws -> ConvolutionGEMM {
+    /// size `h` x `w`, on the context's threads.
+    func driver(_ s: Shape, columnHeight h: Int, columnWidth w: Int, _ ctx: ExecutionContext) throws -> ConvolutionGEMM {
         let (num, _, _) = try spec.inputDims(s, error: error)
         return ConvolutionGEMM(spec.geometry(channels: columnChannels, height: h, width: w), images: num,
-                               groups: spec.group, matrixChannels: matrixChannels)
+                               groups: spec.group, matrixChannels: matrixChannels, threads: ctx.threads)
     }
 }
 
@@ -251,9 +251,9 @@ final class ConvolutionLayer: ConvolutionLayerBase, BuiltinLayer {
     }
 
     /// The GEMM driver for one input shape: x is the column side, y the matrix side.
-    private func driver(_ s: Shape) throws -> ConvolutionGEMM {
+    private func driver(_ s: Shape, _ ctx: ExecutionContext) throws -> ConvolutionGEMM {
         let (_, h, w) = try spec.inputDims(s, error: error)
-        return try driver(s, columnHeight: h, columnWidth: w)
+        return try driver(s, columnHeight: h, columnWidth: w, ctx)
     }
 
     /// y = W * im2col(x) + b, per group; batched over images. Square kernels
@@ -262,7 +262,7 @@ final class ConvolutionLayer: ConvolutionLayerBase, BuiltinLayer {
         let wp = parameters[0].data
         let bias = spec.biasTerm ? parameters[1].data : nil
         for (xT, yT) in zip(inputs, outputs) {
-            let d = try driver(xT.shape)
+            let d = try driver(xT.shape, ctx)
             let x = xT.data, y = yT.data
             if let wg = winogradPass(d, fromMatrixSide: false, ctx.convolution) {
                 winogradRun(wg, ctx, x: x, y: y, bias: bias, fromMatrixSide: false)
@@ -278,7 +278,7 @@ final class ConvolutionLayer: ConvolutionLayerBase, BuiltinLayer {
         let dW = pass.paramGrads.first.flatMap { $0 }?.data
         let dB = spec.biasTerm && pass.paramGrads.count > 1 ? pass.paramGrads[1]?.data : nil
         for i in pass.inputs.indices {
-            let d = try driver(pass.inputs[i].shape)
+            let d = try driver(pass.inputs[i].shape, ctx)
             let x = pass.inputs[i].data, dy = pass.outputGrads[i].data
             var dx = pass.inputGrads[i]?.data
             if let dB { denseAccumulateBiasGrad(dy, outer: d.images, channels: spec.numOutput, inner: d.l, dB) }

@@ -39,10 +39,10 @@ final class DeconvolutionLayer: ConvolutionLayerBase, BuiltinLayer {
 
     /// The GEMM driver for one input shape: the geometry is the one over the
     /// output image (the column side); x is the matrix side.
-    private func driver(_ s: Shape) throws -> ConvolutionGEMM {
+    private func driver(_ s: Shape, _ ctx: ExecutionContext) throws -> ConvolutionGEMM {
         let (_, h, w) = try spec.inputDims(s, error: error)
         let (oh, ow) = outSize(h, w)
-        return try driver(s, columnHeight: oh, columnWidth: ow)
+        return try driver(s, columnHeight: oh, columnWidth: ow, ctx)
     }
 
     /// col = W^T x per group, then y = b + col2im(col). Square kernels
@@ -51,7 +51,7 @@ final class DeconvolutionLayer: ConvolutionLayerBase, BuiltinLayer {
         let wp = parameters[0].data
         let bias = spec.biasTerm ? parameters[1].data : nil
         for (xT, yT) in zip(inputs, outputs) {
-            let d = try driver(xT.shape)
+            let d = try driver(xT.shape, ctx)
             let x = xT.data, y = yT.data
             if let wg = winogradPass(d, fromMatrixSide: true, ctx.convolution) {
                 winogradRun(wg, ctx, x: x, y: y, bias: bias, fromMatrixSide: true)
@@ -76,7 +76,7 @@ final class DeconvolutionLayer: ConvolutionLayerBase, BuiltinLayer {
         let dW = pass.paramGrads.first.flatMap { $0 }?.data
         let dB = spec.biasTerm && pass.paramGrads.count > 1 ? pass.paramGrads[1]?.data : nil
         for i in pass.inputs.indices {
-            let d = try driver(pass.inputs[i].shape)
+            let d = try driver(pass.inputs[i].shape, ctx)
             let x = pass.inputs[i].data, dy = pass.outputGrads[i].data
             var dx = pass.inputGrads[i]?.data
             if let dB {

@@ -84,7 +84,7 @@ final class InnerProductLayer: LayerBase, BuiltinLayer {
             for r in 0..<m {
                 if let bias { (y + r * n).update(from: bias, count: n) } else { (y + r * n).update(repeating: 0, count: n) }
             }
-            denseSmallBatchGemmNT(m: m, n: n, k: k, x: x, w: w, y: y)
+            denseSmallBatchGemmNT(m: m, n: n, k: k, x: x, w: w, y: y, threads: ctx.threads)
             return
         }
         if !transpose && m <= 32 {
@@ -92,7 +92,7 @@ final class InnerProductLayer: LayerBase, BuiltinLayer {
             // operand, which OpenBLAS packs faster (measured ~20% on
             // CaffeNet's fc6/fc7 at batch 10); then transpose the few values.
             let t = ctx.scratch(n * m, ScratchBuffer(0))   // y^T before the transpose
-            gemm(transB: true, m: n, n: m, k: k, a: w, b: x, c: t)
+            gemm(transB: true, m: n, n: m, k: k, a: w, b: x, c: t, threads: ctx.threads)
             for r in 0..<m {
                 let row = y + r * n
                 for j in 0..<n { row[j] = t[j * m + r] + (bias?[j] ?? 0) }
@@ -103,7 +103,7 @@ final class InnerProductLayer: LayerBase, BuiltinLayer {
             // Start from the bias rows, then accumulate x W^T on top.
             for r in 0..<m { (y + r * n).update(from: bias, count: n) }
         }
-        gemm(transB: !transpose, m: m, n: n, k: k, a: x, b: w, beta: bias == nil ? 0 : 1, c: y)
+        gemm(transB: !transpose, m: m, n: n, k: k, a: x, b: w, beta: bias == nil ? 0 : 1, c: y, threads: ctx.threads)
     }
 
     func backward(_ pass: BackwardPass, _ ctx: ExecutionContext) throws {
@@ -112,9 +112,9 @@ final class InnerProductLayer: LayerBase, BuiltinLayer {
         let n = numOutput
         if let dW = pass.paramGrads[0]?.data {
             if transpose {
-                gemm(transA: true, m: k, n: n, k: m, a: x, b: dy, beta: 1, c: dW)
+                gemm(transA: true, m: k, n: n, k: m, a: x, b: dy, beta: 1, c: dW, threads: ctx.threads)
             } else {
-                gemm(transA: true, m: n, n: k, k: m, a: dy, b: x, beta: 1, c: dW)
+                gemm(transA: true, m: n, n: k, k: m, a: dy, b: x, beta: 1, c: dW, threads: ctx.threads)
             }
         }
         if biasTerm, pass.paramGrads.count > 1, let db = pass.paramGrads[1]?.data {
@@ -125,9 +125,9 @@ final class InnerProductLayer: LayerBase, BuiltinLayer {
         }
         if let dx = pass.inputGrads[0]?.data {
             if !transpose && m <= 10 && n * k >= 1 << 16 {
-                denseSmallBatchGemmNN(m: m, n: n, k: k, dy: dy, w: w, dx: dx)   // streams W once
+                denseSmallBatchGemmNN(m: m, n: n, k: k, dy: dy, w: w, dx: dx, threads: ctx.threads)   // streams W once
             } else {
-                gemm(transB: transpose, m: m, n: k, k: n, a: dy, b: w, c: dx)
+                gemm(transB: transpose, m: m, n: k, k: n, a: dy, b: w, c: dx, threads: ctx.threads)
             }
         }
     }

@@ -74,7 +74,7 @@ final class LRNLayer: LayerBase, BuiltinLayer {
         let num = s[0], channels = s[1], plane = s[2] * s[3], count = s.count
         scaleShape = s
         guard count > 0 else { return }
-        let parts = denseParts(work: count)
+        let parts = denseParts(work: count, threads: ctx.threads)
         if withinChannel {
             // Whole planes per thread; each thread has its own square/temp planes.
             let planes = num * channels, r = (size - 1) / 2
@@ -132,7 +132,7 @@ final class LRNLayer: LayerBase, BuiltinLayer {
         let dx = dxT.data, sc = scale.pointer
         let num = s[0], channels = s[1], plane = s[2] * s[3], count = s.count
         guard count > 0 else { return }
-        let parts = denseParts(work: count)
+        let parts = denseParts(work: count, threads: ctx.threads)
         let (alpha, beta) = (alpha, beta)
         // dx = scale^-beta (both regions), times dy below.
         denseParallel(parts: parts) { part in

@@ -171,7 +171,7 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
         switch method {
         case .max:
             try ensureMask(g)
-            denseParallel(work: inputs[0].count) { part, parts in
+            denseParallel(work: inputs[0].count, threads: ctx.threads) { part, parts in
                 maxForward(g, x, y, planes: denseSlice(g.planes, part, parts))
             }
             if outputs.count > 1 {
@@ -180,7 +180,7 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
             }
             maskShape = inputs[0].shape
         case .ave:
-            denseParallel(work: inputs[0].count) { part, parts in
+            denseParallel(work: inputs[0].count, threads: ctx.threads) { part, parts in
                 aveForward(g, x, y, planes: denseSlice(g.planes, part, parts))
             }
         case .stochastic:
@@ -208,7 +208,7 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
             }
             // dx = 0; dx[argmax] += dy, plane by plane.
             let outPlane = g.oh * g.ow, inPlane = g.h * g.w
-            denseParallel(work: dxT.count) { part, parts in
+            denseParallel(work: dxT.count, threads: ctx.threads) { part, parts in
                 for pl in denseSlice(g.planes, part, parts) {
                     let m = mask + pl * outPlane, d = dy + pl * outPlane, o = dx + pl * inPlane
                     o.update(repeating: 0, count: inPlane)
@@ -219,7 +219,7 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
                 }
             }
         case .ave:
-            denseParallel(work: dxT.count) { part, parts in
+            denseParallel(work: dxT.count, threads: ctx.threads) { part, parts in
                 aveBackward(g, dy, dx, planes: denseSlice(g.planes, part, parts))
             }
         }

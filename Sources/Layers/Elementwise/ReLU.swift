@@ -18,7 +18,7 @@ final class ReLULayer: UnaryLayer, BuiltinLayer {
     func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
         let x = UnsafePointer(inputs[0].data), y = outputs[0].data, s = slope
         // y = x where x > 0, else s x (the same select as the scalar tail).
-        reluMap(count: inputs[0].count, x, x, y) { v, _ in v.replacing(with: v * s, where: .!(v .> 0)) } scalar: { v, _ in
+        reluMap(count: inputs[0].count, x, x, y, threads: ctx.threads) { v, _ in v.replacing(with: v * s, where: .!(v .> 0)) } scalar: { v, _ in
             v > 0 ? v : v * s
         }
     }
@@ -26,7 +26,7 @@ final class ReLULayer: UnaryLayer, BuiltinLayer {
     func backward(_ pass: BackwardPass, _ ctx: ExecutionContext) throws {
         guard let dxT = pass.inputGrads[0] else { return }
         let x = UnsafePointer(pass.inputs[0].data), dy = UnsafePointer(pass.outputGrads[0].data), s = slope
-        reluMap(count: dxT.count, dy, x, dxT.data) { g, v in g.replacing(with: g * s, where: .!(v .> 0)) } scalar: { g, v in
+        reluMap(count: dxT.count, dy, x, dxT.data, threads: ctx.threads) { g, v in g.replacing(with: g * s, where: .!(v .> 0)) } scalar: { g, v in
             v > 0 ? g : g * s
         }
     }
@@ -35,12 +35,12 @@ final class ReLULayer: UnaryLayer, BuiltinLayer {
 }
 
 /// out[i] = f(a[i], b[i]) over `count` floats: eight at a time (`vector`),
-/// the last few one by one (`scalar`), split between threads when large.
+/// the last few one by one (`scalar`), split between `threads` when large.
 /// Memory-bound, so two threads read and write nearly twice as fast as one.
 @inline(__always)
 private func reluMap(count: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                     vector: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>, scalar: (Float, Float) -> Float) {
-    let parts = denseParts(work: 4 * count)
+                     threads: Int, vector: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>, scalar: (Float, Float) -> Float) {
+    let parts = denseParts(work: 4 * count, threads: threads)
     denseParallel(parts: parts) { part in
         // Slices on multiples of eight floats, so only the last has a tail.
         let blocks = (count + 7) / 8, range = denseSlice(blocks, part, parts)

@@ -43,9 +43,11 @@ struct ConvolutionGEMM {
     let columnImage: Int, matrixImage: Int
     /// Images per GEMM: one when the image is its own column matrix.
     let batchImages: Int
+    /// Compute threads of the GEMMs and of im2col/col2im (`ExecutionContext.threads`).
+    let threads: Int
 
-    init(_ g: ConvGeometry, images: Int, groups: Int, matrixChannels: Int) {
-        self.g = g; self.images = images; self.groups = groups
+    init(_ g: ConvGeometry, images: Int, groups: Int, matrixChannels: Int, threads: Int) {
+        self.g = g; self.images = images; self.groups = groups; self.threads = threads
         kg = g.columnRows / groups
         mg = matrixChannels / groups
         l = g.columnCols
@@ -63,7 +65,7 @@ struct ConvolutionGEMM {
                              _ m: UnsafeMutablePointer<Float>) {
         for gi in 0..<groups {
             gemm(m: mg, n: ld, k: kg, a: w + gi * mg * kg, lda: kg, b: col + gi * kg * ld, ldb: ld,
-                 beta: beta, c: m + gi * mg * ld, ldc: ld)
+                 beta: beta, c: m + gi * mg * ld, ldc: ld, threads: threads)
         }
     }
 
@@ -72,7 +74,7 @@ struct ConvolutionGEMM {
                                       _ col: UnsafeMutablePointer<Float>) {
         for gi in 0..<groups {
             gemm(transA: true, m: kg, n: ld, k: mg, a: w + gi * mg * kg, lda: kg, b: m + gi * mg * ld, ldb: ld,
-                 beta: beta, c: col + gi * kg * ld, ldc: ld)
+                 beta: beta, c: col + gi * kg * ld, ldc: ld, threads: threads)
         }
     }
 
@@ -81,7 +83,7 @@ struct ConvolutionGEMM {
                                   _ dW: UnsafeMutablePointer<Float>) {
         for gi in 0..<groups {
             gemm(transB: true, m: mg, n: kg, k: ld, a: m + gi * mg * ld, lda: ld, b: col + gi * kg * ld, ldb: ld,
-                 beta: 1, c: dW + gi * mg * kg, ldc: kg)
+                 beta: 1, c: dW + gi * mg * kg, ldc: kg, threads: threads)
         }
     }
 
@@ -112,7 +114,7 @@ struct ConvolutionGEMM {
     func columns(of c: UnsafeMutablePointer<Float>, _ b: Batch, _ ctx: ExecutionContext) -> UnsafeMutablePointer<Float> {
         if g.isIdentity { return c + b.start * columnImage }
         let col = columnBuffer(ctx)
-        denseIm2colBatch(g, c + b.start * columnImage, count: b.count, imageStride: columnImage, col)
+        denseIm2colBatch(g, c + b.start * columnImage, count: b.count, imageStride: columnImage, col, threads: threads)
         return col
     }
 
@@ -152,6 +154,6 @@ struct ConvolutionGEMM {
         }
         let col = columnBuffer(ctx)
         weightsTransposedTimesMatrix(w, mb, ld: b.ld, col)
-        denseCol2imBatch(g, col, count: b.count, c + b.start * columnImage, imageStride: columnImage)
+        denseCol2imBatch(g, col, count: b.count, c + b.start * columnImage, imageStride: columnImage, threads: threads)
     }
 }

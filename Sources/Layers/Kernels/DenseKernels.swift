@@ -11,7 +11,7 @@ import Runtime
 // GEMM) and split between threads by rows, the gather/scatter between that
 // batched layout and NCHW images, per-channel bias helpers, the box filter
 // of LRN WITHIN_CHANNEL, a small-batch fully-connected kernel, and the
-// thread helpers (the compute thread count, via Dispatch). Kept here rather
+// thread helpers (Dispatch, for the caller's `ExecutionContext.threads`). Kept here rather
 // than in Runtime so the group stays self-contained.
 //
 // Note: write SIMD accumulations as `a = a + b * c`; in this module the
@@ -33,11 +33,11 @@ func denseBatchSize(floatsPerImage: Int, columnsPerImage: Int, images: Int) -> I
     return max(1, min(images, want, denseColumnBudget / floatsPerImage))
 }
 
-/// How many threads a kernel touching `work` floats should use: the BLAS
-/// thread count (the CLI's --threads), or 1 when the work is too small to be
-/// worth waking threads for.
+/// How many threads a kernel touching `work` floats should use: `threads`
+/// (the net's compute threads, the CLI's --threads), or 1 when the work is
+/// too small to be worth waking threads for.
 @inline(__always)
-func denseParts(work: Int) -> Int { work < (1 << 16) ? 1 : computeThreads() }
+func denseParts(work: Int, threads: Int) -> Int { work < (1 << 16) ? 1 : threads }
 
 /// Runs `body(part)` for part in 0..<parts, on parallel threads when parts > 1.
 /// Callers give each part a disjoint slice of the output.
@@ -47,10 +47,10 @@ func denseParallel(parts: Int, _ body: (_ part: Int) -> Void) {
     DispatchQueue.concurrentPerform(iterations: parts, execute: body)
 }
 
-/// `body(part, parts)` on denseParts(work:) threads.
+/// `body(part, parts)` on denseParts(work:threads:) threads.
 @inline(__always)
-func denseParallel(work: Int, _ body: (_ part: Int, _ parts: Int) -> Void) {
-    let parts = denseParts(work: work)
+func denseParallel(work: Int, threads: Int, _ body: (_ part: Int, _ parts: Int) -> Void) {
+    let parts = denseParts(work: work, threads: threads)
     denseParallel(parts: parts) { body($0, parts) }
 }
 
@@ -68,10 +68,10 @@ func denseCeilDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? (a + b - 1) / b : -((-a)
 /// as zero. Threads take disjoint sets of whole rows (by (c, ki)), so each
 /// writes long contiguous runs.
 func denseIm2colBatch(_ g: ConvGeometry, _ images: UnsafePointer<Float>, count: Int, imageStride: Int,
-                      _ col: UnsafeMutablePointer<Float>) {
+                      _ col: UnsafeMutablePointer<Float>, threads: Int) {
     let l = g.columnCols, ld = count * l
     let units = g.channels * g.kernelH
-    denseParallel(work: g.columnRows * ld) { part, parts in
+    denseParallel(work: g.columnRows * ld, threads: threads) { part, parts in
         // Strided windows read each source row split into its sw phases.
         let phases = g.strideW > 1 ? UnsafeMutablePointer<Float>.allocate(capacity: g.width + g.strideW) : nil
         defer { phases?.deallocate() }
@@ -182,9 +182,9 @@ func denseAddRun(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>
 /// (images are not cleared first). Threads take disjoint (channel, band of
 /// image rows) pieces, so no two write one pixel.
 func denseCol2imBatch(_ g: ConvGeometry, _ col: UnsafePointer<Float>, count: Int,
-                      _ images: UnsafeMutablePointer<Float>, imageStride: Int) {
+                      _ images: UnsafeMutablePointer<Float>, imageStride: Int, threads: Int) {
     let l = g.columnCols, ld = count * l, h = g.height
-    denseParallel(work: g.columnRows * ld) { part, parts in
+    denseParallel(work: g.columnRows * ld, threads: threads) { part, parts in
         // Bands of rows only when there are too few channels to share out.
         let bands = g.channels >= 4 * parts ? 1 : min(h, 4 * parts)
         // Strided windows add into the rows' sw phases, interleaved at the end.
@@ -421,9 +421,9 @@ private func denseDot2x5(_ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>,
 /// prefetcher keeps up; the inputs, M x K floats, stay in L2). OpenBLAS
 /// spends most of such a GEMM packing W.
 func denseSmallBatchGemmNT(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                           y: UnsafeMutablePointer<Float>) {
+                           y: UnsafeMutablePointer<Float>, threads: Int) {
     let kv = k & ~7
-    let parts = min(denseParts(work: n * k), max(1, n / 2))
+    let parts = min(denseParts(work: n * k, threads: threads), max(1, n / 2))
     denseParallel(parts: parts) { part in
         let rows = denseSlice(n, part, parts)
         let sp = UnsafeMutablePointer<Float>.allocate(capacity: 10)   // this thread's ten sums
@@ -467,8 +467,8 @@ func denseSmallBatchGemmNT(m: Int, n: Int, k: Int, x: UnsafePointer<Float>, w: U
 /// dy entries are all zero for some r (common after a ReLU) skips that r.
 /// BLAS packs W for such a GEMM and is about half as fast.
 func denseSmallBatchGemmNN(m: Int, n: Int, k: Int, dy: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                           dx: UnsafeMutablePointer<Float>) {
-    let parts = min(denseParts(work: n * k), max(1, n / 8))
+                           dx: UnsafeMutablePointer<Float>, threads: Int) {
+    let parts = min(denseParts(work: n * k, threads: threads), max(1, n / 8))
     // Part 0 sums into dx, the others into their own buffers.
     let partials = (1..<max(parts, 1)).map { _ in UnsafeMutablePointer<Float>.allocate(capacity: m * k) }
     defer { for p in partials { p.deallocate() } }

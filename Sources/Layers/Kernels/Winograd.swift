@@ -201,11 +201,11 @@ struct WinogradPass {
 /// U[xi][g][outRow][inRow] = (G g G^T)[xi] for every filter of the pass;
 /// `filter(g, outChannel, inChannel)` gives the kh x kw kernel of the pair.
 private func winogradFilterTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPass, _ u: UnsafeMutablePointer<Float>,
-                                                      filter: (_ g: Int, _ outChannel: Int, _ inChannel: Int) -> UnsafePointer<Float>) {
+                                                      threads: Int, filter: (_ g: Int, _ outChannel: Int, _ inChannel: Int) -> UnsafePointer<Float>) {
     let t = W.taps
     let inRows = p.inRows, outRows = p.outRows, count = p.groups * outRows * inRows
     let inViews = p.inViews, outViews = p.outViews
-    denseParallel(work: count * W.alpha * W.alpha) { part, parts in
+    denseParallel(work: count * W.alpha * W.alpha, threads: threads) { part, parts in
         // Eight filters at a time: tap (i, j) of filter l at 8 (i t + j) + l.
         let taps = UnsafeMutablePointer<Float>.allocate(capacity: 8 * t * t)
         let partial = UnsafeMutablePointer<Float>.allocate(capacity: 8 * W.alpha * W.alpha)
@@ -264,7 +264,7 @@ private func winogradFilterTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPa
 /// tiles tx..tx+7 in that row is the contiguous run phase (j mod m) from
 /// tx + j / m.
 private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPass, images: Int,
-                                                     x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>) {
+                                                     x: UnsafePointer<Float>, _ v: UnsafeMutablePointer<Float>, threads: Int) {
     let a = W.alpha, m = W.m
     let th = p.tilesH, tw = p.tilesW, tiles = images * th * tw
     let h = p.h, w = p.w, step = p.inStep, views = p.inViews
@@ -295,7 +295,7 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
         vectorBlocks.append(lo..<hi)
     }
     let bounds = phaseBounds, shared = vectorBlocks
-    denseParallel(work: rowsAll * tiles * a * a) { part, parts in
+    denseParallel(work: rowsAll * tiles * a * a, threads: threads) { part, parts in
         // The split rows of one plane, then one row of zeros.
         let split = UnsafeMutablePointer<Float>.allocate(capacity: (maxRows + 1) * rowFloats)
         // Rows of the tiles of tile row ty (a pointers), those of ty + 1, then rowsAt.
@@ -388,13 +388,13 @@ private func winogradInputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPas
 /// `mm` has 8 floats of slack at the end (whole-vector reads).
 private func winogradOutputTransform<W: WinogradTile>(_: W.Type, _ p: WinogradPass, images: Int,
                                                       _ mm: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                                                      bias: UnsafePointer<Float>?) {
+                                                      bias: UnsafePointer<Float>?, threads: Int) {
     let m = W.m
     let th = p.tilesH, tw = p.tilesW, perImage = th * tw, tiles = images * perImage
     let kAll = p.groups * p.k, rowsAll = p.groups * p.outRows, mStride = rowsAll * tiles
     let oh = p.oh, ow = p.ow, outH = p.outH, outW = p.outW, step = p.outStep, views = p.outViews
     let staged = step > 1, virtualPlane = oh * ow
-    denseParallel(work: mStride * W.alpha * W.alpha) { part, parts in
+    denseParallel(work: mStride * W.alpha * W.alpha, threads: threads) { part, parts in
         // One row of m x 8 results, interleaved as in the output: res[i][m l + j].
         let res = UnsafeMutablePointer<Float>.allocate(capacity: m * m * 8)
         // The m x m result vectors as computed (stored whole, so the
@@ -570,7 +570,7 @@ private func winogradRun<W: WinogradTile>(_: W.Type, _ p: WinogradPass, _ ctx: E
     let a2 = W.alpha * W.alpha, groups = p.groups
     let uStride = groups * p.outRows * p.inRows
     let u = ctx.scratch(a2 * uStride, .winogradFilters)
-    winogradFilterTransform(W.self, p, u, filter: filter)
+    winogradFilterTransform(W.self, p, u, threads: ctx.threads, filter: filter)
     let chunk = p.imagesPerChunk, perImage = p.tilesH * p.tilesW
     let v = ctx.scratch(a2 * groups * p.inRows * chunk * perImage, .winogradInputs)
     let mm = ctx.scratch(a2 * groups * p.outRows * chunk * perImage + 8, .winogradProducts)
@@ -578,9 +578,9 @@ private func winogradRun<W: WinogradTile>(_: W.Type, _ p: WinogradPass, _ ctx: E
     var start = 0
     while start < p.images {
         let cnt = min(chunk, p.images - start), tiles = cnt * perImage
-        winogradInputTransform(W.self, p, images: cnt, x: x + start * inImage, v)
+        winogradInputTransform(W.self, p, images: cnt, x: x + start * inImage, v, threads: ctx.threads)
         // M_xi = U_xi V_xi per group: independent products, one thread each.
-        let products = a2 * groups, threads = min(products, computeThreads())
+        let products = a2 * groups, threads = min(products, ctx.threads)
         denseParallel(parts: threads) { part in
             for q in denseSlice(products, part, threads) {
                 let xi = q / groups, g = q - xi * groups
@@ -590,7 +590,7 @@ private func winogradRun<W: WinogradTile>(_: W.Type, _ p: WinogradPass, _ ctx: E
                            c: mm + (xi * groups + g) * p.outRows * tiles, ldc: tiles)
             }
         }
-        winogradOutputTransform(W.self, p, images: cnt, mm, y: y + start * outImage, bias: bias)
+        winogradOutputTransform(W.self, p, images: cnt, mm, y: y + start * outImage, bias: bias, threads: ctx.threads)
         start += cnt
     }
 }

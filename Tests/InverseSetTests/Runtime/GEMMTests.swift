@@ -18,11 +18,10 @@ struct GEMMTests {
         Case(m: 5, n: 7, k: 3),         // one thread
     ]
 
-    @Test("gemm matches a naive product", arguments: cases)
-    func matchesNaive(_ c: Case) {
-        let threadsBefore = computeThreads()
-        setComputeThreads(max(2, threadsBefore))
-        defer { setComputeThreads(threadsBefore) }
+    /// On 1 thread (never split) and on 3 (split into ragged slabs whatever
+    /// the machine's cores).
+    @Test("gemm matches a naive product", arguments: cases, [1, 3])
+    func matchesNaive(_ c: Case, threads: Int) {
         var rng = SplitMix64(seed: UInt64(c.m * 7 + c.n))
         for transA in [false, true] {
             for transB in [false, true] {
@@ -40,7 +39,7 @@ struct GEMMTests {
                         cm.withUnsafeMutableBufferPointer { cp in
                             gemm(transA: transA, transB: transB, m: c.m, n: c.n, k: c.k, alpha: alpha,
                                  a: ap.baseAddress!, lda: lda, b: bp.baseAddress!, ldb: ldb,
-                                 beta: beta, c: cp.baseAddress!, ldc: ldc)
+                                 beta: beta, c: cp.baseAddress!, ldc: ldc, threads: threads)
                         }
                     }
                 }
@@ -62,7 +61,7 @@ struct GEMMTests {
                         worst = max(worst, abs(Double(cm[i * ldc + j]) - want))
                     }
                 }
-                #expect(worst <= 1e-4, "\(c) transA \(transA) transB \(transB): max error \(worst)")
+                #expect(worst <= 1e-4, "\(c) transA \(transA) transB \(transB) threads \(threads): max error \(worst)")
             }
         }
     }

@@ -117,7 +117,7 @@ struct ObjectiveTests {
     @Test func realismSlackIsTheDistanceInsideTheNearestBall() {
         // Reference points on a line 1 apart: k = 1 radii are all 1.
         let reference = PointSet(rows: (0..<10).map { [Float($0), 0] })
-        let model = RealismModel(reference: reference, k: 1, quantile: 1)
+        let model = RealismModel(reference: reference, k: 1, quantile: 1, threads: 2)
         #expect(model.radii.allSatisfy { abs($0 - 1) < 1e-6 })
         let e = PointSet(rows: [[3.25, 0], [4, 3]])
         let r = model.evaluate(e)

@@ -24,7 +24,7 @@ struct SampleQualityTests {
         var rows = (0..<count).map { _ in (0..<64).map { _ in rng.gaussian() * 3 } }
         for i in stride(from: 0, to: count - 1, by: 5) { rows[i + 1] = rows[i] }   // ties
         let set = PointSet(rows: rows)
-        let fast = set.neighbourRadii(k: k)
+        let fast = set.neighbourRadii(k: k, threads: 2)
         let all = set.distances(to: set)
         for i in 0..<count {
             let others = (0..<count).filter { $0 != i }.map { all[i * count + $0] }.sorted()
@@ -36,7 +36,7 @@ struct SampleQualityTests {
 
     @Test func identicalSetsScorePerfectly() {
         let real = cloud(200, seed: 1)
-        let q = SampleQuality(samples: real, real: real)
+        let q = SampleQuality(samples: real, real: real, threads: 2)
         #expect(q.precision == 1 && q.recall == 1 && q.coverage == 1)
         #expect(q.cappedPrecision == 1)
         // Against itself, each ball B(x, r_3(x)) holds x and its 3 neighbours:
@@ -46,14 +46,14 @@ struct SampleQualityTests {
     }
 
     @Test func aSetFromTheSameDistributionScoresHigh() {
-        let q = SampleQuality(samples: cloud(300, seed: 2), real: cloud(300, seed: 3))
+        let q = SampleQuality(samples: cloud(300, seed: 2), real: cloud(300, seed: 3), threads: 2)
         #expect(q.precision! > 0.8 && q.recall! > 0.8 && q.coverage! > 0.8, "\(q)")
         #expect(abs(q.density! - 1) < 0.3, "density \(q.density!)")
         #expect(q.distinctFraction! > 0.8)
     }
 
     @Test func aFarSetScoresZero() {
-        let q = SampleQuality(samples: cloud(100, seed: 4, shift: 50), real: cloud(100, seed: 5))
+        let q = SampleQuality(samples: cloud(100, seed: 4, shift: 50), real: cloud(100, seed: 5), threads: 2)
         #expect(q.precision == 0 && q.recall == 0 && q.density == 0 && q.coverage == 0)
         #expect(q.normRatio! > 10)
     }
@@ -62,7 +62,7 @@ struct SampleQualityTests {
         // 10 distinct points, each repeated 5 times: d of the real line is 1.
         let base = line(10, spacing: 1)
         let copies = PointSet(rows: (0..<50).map { Array(base.row($0 % 10)) })
-        let q = SampleQuality(samples: copies, real: line(40, spacing: 1))
+        let q = SampleQuality(samples: copies, real: line(40, spacing: 1), threads: 2)
         #expect(q.d == 1)
         #expect(q.nearDuplicates == 1)        // every sample has an exact copy
         #expect(q.distinct == 10)
@@ -72,11 +72,11 @@ struct SampleQualityTests {
     @Test func distinctCountsAtHalfTheRealSpacing() {
         // Samples 0.4 apart on a line against real points 1 apart: greedily,
         // every second sample is kept (0.8 > 0.5), none is a near-duplicate (0.4 >= 0.25).
-        let q = SampleQuality(samples: line(20, spacing: 0.4), real: line(30, spacing: 1))
+        let q = SampleQuality(samples: line(20, spacing: 0.4), real: line(30, spacing: 1), threads: 2)
         #expect(q.nearDuplicates == 0)
         #expect(q.distinct == 10)
         // 0.2 apart: all are near-duplicates (0.2 < 0.25), every third is kept.
-        let r = SampleQuality(samples: line(21, spacing: 0.2), real: line(30, spacing: 1))
+        let r = SampleQuality(samples: line(21, spacing: 0.2), real: line(30, spacing: 1), threads: 2)
         #expect(r.nearDuplicates == 1)
         #expect(r.distinct == 7)
     }
@@ -85,7 +85,7 @@ struct SampleQualityTests {
         // Real points 0, 1, ..., 9; k = 3 radii: 3 at the ends (0 and 9), 2
         // inside (neighbours at 1, 1, 2). A sample at 0 lies in the balls of 0, 1, 2.
         let real = line(10, spacing: 1)
-        let q = SampleQuality(samples: PointSet(rows: [[0, 0, 0], [100, 0, 0], [101, 0, 0], [102, 0, 0], [103, 0, 0]]), real: real)
+        let q = SampleQuality(samples: PointSet(rows: [[0, 0, 0], [100, 0, 0], [101, 0, 0], [102, 0, 0], [103, 0, 0]]), real: real, threads: 2)
         #expect(q.coverage == 0.3, "\(q.coverage!)")
         #expect(q.precision == 0.2)
         // density = (1 / (k |Y|)) * (sample, ball) pairs = 3 / 15.
@@ -99,7 +99,7 @@ struct SampleQualityTests {
         rows.append([30, 0, 0])
         let real = PointSet(rows: rows)
         let samples = PointSet(rows: [[20, 0, 0], [0.05, 0.05, 0], [0.15, 0.05, 0], [0.25, 0.15, 0]])
-        let q = SampleQuality(samples: samples, real: real)
+        let q = SampleQuality(samples: samples, real: real, threads: 2)
         #expect(q.precision == 1)
         #expect(q.cappedPrecision == 0.75)
     }
@@ -107,14 +107,14 @@ struct SampleQualityTests {
     @Test func bandThirdsAndInBand() throws {
         let band = try Band(low: 0, high: 3)
         let acts: [[Float]] = [[0.5], [0.9], [1.5], [2.9], [3.0], [4]]
-        let q = SampleQuality(samples: line(6, spacing: 1), real: line(6, spacing: 1), activations: acts, bands: [band])
+        let q = SampleQuality(samples: line(6, spacing: 1), real: line(6, spacing: 1), activations: acts, bands: [band], threads: 2)
         let expected: [[Double]] = [[2.0 / 6, 1.0 / 6, 2.0 / 6]]
         #expect(q.thirds == expected)
         #expect(q.inBand == 5.0 / 6)
     }
 
     @Test func tooFewPointsGiveNoFigureRatherThanANumber() {
-        let q = SampleQuality(samples: line(3, spacing: 1), real: line(2, spacing: 1))
+        let q = SampleQuality(samples: line(3, spacing: 1), real: line(2, spacing: 1), threads: 2)
         #expect(q.precision == nil && q.coverage == nil)
         #expect(q.d == 1)
     }
@@ -122,7 +122,7 @@ struct SampleQualityTests {
     @Test func nearestByGEMMMatchesTheDirectDistances() {
         let a = cloud(37, seed: 8), b = cloud(300, seed: 9)
         let direct = a.distances(to: b)
-        for (i, (j, d)) in a.nearest(in: b).enumerated() {
+        for (i, (j, d)) in a.nearest(in: b, threads: 2).enumerated() {
             let row = direct[(i * b.count)..<((i + 1) * b.count)]
             #expect(abs(d - row.min()!) < 1e-9)
             #expect(abs(row[row.startIndex + j] - d) < 1e-9)

@@ -15,8 +15,7 @@ final class SamplerLibraryTests {
     let band: Band
 
     init() throws {
-        setComputeThreads(1)
-        loaded = try LoadedPipeline.load(Paths.models + "/fashion/pipeline.json", registry: try builtinRegistry())
+        loaded = try LoadedPipeline.load(Paths.models + "/fashion/pipeline.json", registry: try builtinRegistry(), threads: 1)
         band = try Band(low: 10, high: 15)
         try loaded.pipeline.setNeurons([(try NeuronSpec(parsing: "fc8:7"), band)])
         prior = try SamplingRun.prior(loaded, dataset: nil, count: 2000)
@@ -73,7 +72,8 @@ final class SamplerLibraryTests {
         let dist = e.distances(to: e)
         for i in 0..<60 { for j in 0..<i { #expect(Float(dist[i * 60 + j]) >= s.spacing * unit * 0.999) } }
         // Each third of the band holds at least a sixth of the samples.
-        let q = SampleQuality(samples: e, real: e, activations: all.map(\.activations), bands: [band])
+        let q = SampleQuality(samples: e, real: e, activations: all.map(\.activations), bands: [band],
+                              threads: loaded.pipeline.threads)
         #expect(q.thirds[0].allSatisfy { $0 >= 1.0 / 6 }, "\(q.thirds)")
         // Re-evaluated through the pipeline, the saved codes give the saved activations.
         let again = try loaded.generate(PointSet(rows: all.map(\.code)))
