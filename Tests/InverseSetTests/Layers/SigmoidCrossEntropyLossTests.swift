@@ -10,6 +10,20 @@ import TestSupport
 /// scores, ignore_label (with Caffe's truncation of the target), finite-
 /// difference gradients of the scores, the loss weight, no gradient to the
 /// targets, the refusals, and the real-Caffe fixtures.
+/// Caffe's loss normalizer for a `loss_param.normalization` name, at least 1,
+/// for the plain-loop references of the loss layers.
+func lossNormalizer(_ mode: String, outer: Int, inner: Int, valid: Int) -> Double {
+    let z: Int
+    switch mode {
+    case "FULL": z = outer * inner
+    case "VALID": z = valid
+    case "BATCH_SIZE": z = outer
+    case "NONE": z = 1
+    default: preconditionFailure("no normalization mode \(mode)")
+    }
+    return Double(max(1, z))
+}
+
 struct SigmoidCrossEntropyLossTests {
     /// Targets in [0, 1]: hard 0/1 labels and soft values, in turn.
     func targets(_ shape: Shape, seed: UInt64) -> Tensor {
@@ -33,29 +47,16 @@ struct SigmoidCrossEntropyLossTests {
             loss -= ti * log(s) + (1 - ti) * log(1 - s)
             valid += 1
         }
-        let z: Int
-        switch normalization {
-        case "FULL": z = outer * inner
-        case "VALID": z = valid
-        case "NONE": z = 1
-        default: z = outer
-        }
-        return Float(loss / Double(max(1, z)))
+        return Float(loss / lossNormalizer(normalization, outer: outer, inner: inner, valid: valid))
     }
 
     /// dL/dx for an output gradient `dL`, from the definition.
     func referenceGradient(_ x: Tensor, _ t: Tensor, dL: Float, ignore: Int? = nil, normalization: String = "BATCH_SIZE") -> [Float] {
         let outer = x.shape[0]
         let kept = (0..<x.count).filter { i in ignore.map { Int(t[i]) != $0 } ?? true }
-        let z: Int
-        switch normalization {
-        case "FULL": z = x.count
-        case "VALID": z = kept.count
-        case "NONE": z = 1
-        default: z = outer
-        }
+        let z = lossNormalizer(normalization, outer: outer, inner: x.count / outer, valid: kept.count)
         var g = [Float](repeating: 0, count: x.count)
-        for i in kept { g[i] = Float(Double(dL) / Double(max(1, z)) * (1 / (1 + exp(-Double(x[i]))) - Double(t[i]))) }
+        for i in kept { g[i] = Float(Double(dL) / z * (1 / (1 + exp(-Double(x[i]))) - Double(t[i]))) }
         return g
     }
 

@@ -393,14 +393,7 @@ struct StructureLayerTests {
                 valid += 1
             }
         }
-        let z: Int
-        switch normalization {
-        case "FULL": z = outer * inner
-        case "BATCH_SIZE": z = outer
-        case "NONE": z = 1
-        default: z = valid
-        }
-        return Float(loss / Double(max(1, z)))
+        return Float(loss / lossNormalizer(normalization, outer: outer, inner: inner, valid: valid))
     }
 
     @Test func softmaxWithLossValues() throws {
