@@ -28,9 +28,10 @@ import Runtime
 ///   dx = dL / Z * (σ(x) - t)      (0 where ignored)
 /// The targets get no gradient. Caffe aborts when they need one; here a
 /// `propagate_down: true` on the targets is refused when the net is built,
-/// and a target gradient asked for otherwise (the targets being a net input
-/// whose gradient is requested, as Caffe's `force_backward` would, which
-/// skips a loss layer's second input) is zeros.
+/// and a target gradient asked for otherwise is zeros: when the targets are
+/// a net input whose gradient is requested (as Caffe's `force_backward`
+/// would, which skips a loss layer's second input), and also when they are
+/// computed from learned values, where Caffe would abort.
 final class SigmoidCrossEntropyLossLayer: LayerBase, BuiltinLayer {
     static let typeNames = ["SigmoidCrossEntropyLoss"]
     let loss: LossParameters
