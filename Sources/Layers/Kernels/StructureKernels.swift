@@ -110,29 +110,57 @@ func labelValue(_ v: Float) -> Int? {
 }
 
 /// The `loss_param` of a loss layer: the label to ignore (if any) and the
-/// normalization mode (VALID, FULL, BATCH_SIZE or NONE; default VALID; the
-/// legacy `normalize: false` means BATCH_SIZE when `normalization` is unset).
+/// normalization mode (VALID, FULL, BATCH_SIZE or NONE). When neither
+/// `normalization` nor the legacy `normalize` is set the mode is the layer's
+/// own default (`unset`: VALID for SoftmaxWithLoss, BATCH_SIZE for
+/// SigmoidCrossEntropyLoss, as in Caffe); `normalize: true` means VALID and
+/// `normalize: false` BATCH_SIZE when `normalization` is unset.
 struct LossParameters {
     enum Normalization: String { case full = "FULL", valid = "VALID", batchSize = "BATCH_SIZE", none = "NONE" }
     var ignoreLabel: Int?
     var normalization: Normalization
+
+    /// The divisor of a loss summed over `outer` x `inner` predictions of
+    /// which `valid` were not ignored (Caffe's rule, at least 1 so that a
+    /// batch with every label ignored gives 0, not NaN): FULL = outer * inner,
+    /// VALID = valid, BATCH_SIZE = outer, NONE = 1.
+    func normalizer(outer: Int, inner: Int, valid: Int) -> Float {
+        let z: Int
+        switch normalization {
+        case .full: z = outer * inner
+        case .valid: z = valid
+        case .batchSize: z = outer
+        case .none: z = 1
+        }
+        return Float(max(1, z))
+    }
+
+    /// True when `target` (a label stored as a float) is the ignored label,
+    /// compared as Caffe does, after `static_cast<int>`.
+    @inline(__always)
+    func ignores(_ target: Float) -> Bool {
+        guard let ig = ignoreLabel, let l = labelValue(target) else { return false }
+        return l == ig
+    }
 }
 
-func lossParameters(_ ctx: LayerContext) throws -> LossParameters {
+func lossParameters(_ ctx: LayerContext, unset: LossParameters.Normalization = .valid) throws -> LossParameters {
     let p = ctx.param("loss_param")
     let (ignore, mode, normalize) = try ctx.reading {
         (p.has("ignore_label") ? try p.int("ignore_label", default: 0) : nil,
-         try p.enumName("normalization", default: "VALID"),
+         p.has("normalization") ? try p.enumName("normalization") : nil,
          p.has("normalize") ? try p.bool("normalize", default: true) : nil)
     }
     let norm: LossParameters.Normalization
-    if !p.has("normalization"), let legacy = normalize {
-        norm = legacy ? .valid : .batchSize
-    } else {
+    if let mode {
         guard let n = LossParameters.Normalization(rawValue: mode) else {
             throw ctx.error("loss_param.normalization \(mode) is unknown; use VALID, FULL, BATCH_SIZE or NONE")
         }
         norm = n
+    } else if let legacy = normalize {
+        norm = legacy ? .valid : .batchSize
+    } else {
+        norm = unset
     }
     return LossParameters(ignoreLabel: ignore, normalization: norm)
 }

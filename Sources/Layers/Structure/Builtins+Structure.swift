@@ -3,5 +3,5 @@ let structureLayerClasses: [any BuiltinLayer.Type] = [
     SoftmaxLayer.self, ConcatLayer.self, SliceLayer.self, SplitLayer.self, FlattenLayer.self,
     ReshapeLayer.self, CropLayer.self, TileLayer.self, ReductionLayer.self, ArgMaxLayer.self,
     SilenceLayer.self, EltwiseLayer.self, EuclideanLossLayer.self, SoftmaxWithLossLayer.self,
-    AccuracyLayer.self,
+    SigmoidCrossEntropyLossLayer.self, AccuracyLayer.self,
 ]

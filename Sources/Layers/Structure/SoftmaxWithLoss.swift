@@ -76,15 +76,7 @@ final class SoftmaxWithLossLayer: LayerBase, BuiltinLayer {
     }
 
     private func normalizer(valid: Int) -> Float {
-        let g = geometry
-        let z: Int
-        switch loss.normalization {
-        case .full: z = g.outer * g.inner
-        case .valid: z = valid
-        case .batchSize: z = g.outer
-        case .none: z = 1
-        }
-        return Float(max(1, z))
+        loss.normalizer(outer: geometry.outer, inner: geometry.inner, valid: valid)
     }
 
     func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {

@@ -7,7 +7,8 @@ import TestSupport
 
 /// Structure layers (Softmax, Concat, Slice, Split, Flatten, Reshape, Crop,
 /// Tile, Reduction, ArgMax, Silence, Eltwise) and losses (EuclideanLoss,
-/// SoftmaxWithLoss, Accuracy): finite-difference gradient checks, forward
+/// SoftmaxWithLoss, Accuracy; SigmoidCrossEntropyLoss has its own file):
+/// finite-difference gradient checks, forward
 /// values against plain-loop references, Caffe's shape rules (ArgMax,
 /// Reshape's batch rule), parameter validation, and the real-Caffe fixtures
 /// of the group.
@@ -392,14 +393,7 @@ struct StructureLayerTests {
                 valid += 1
             }
         }
-        let z: Int
-        switch normalization {
-        case "FULL": z = outer * inner
-        case "BATCH_SIZE": z = outer
-        case "NONE": z = 1
-        default: z = valid
-        }
-        return Float(loss / Double(max(1, z)))
+        return Float(loss / lossNormalizer(normalization, outer: outer, inner: inner, valid: valid))
     }
 
     @Test func softmaxWithLossValues() throws {
@@ -536,6 +530,8 @@ struct StructureLayerTests {
         labels[3] = 1
         try expectOverwrites(#"type: "SoftmaxWithLoss" loss_param { ignore_label: 1 }"#, [x, labels], outputs: 2)
         try expectOverwrites(#"type: "Accuracy" accuracy_param { top_k: 2 }"#, [x, labels], outputs: 2)
+        let targets = Tensor(shape: x.shape, values: (0..<x.count).map { Float($0 % 3) / 2 })
+        try expectOverwrites(#"type: "SigmoidCrossEntropyLoss" loss_param { ignore_label: 1 }"#, [x, targets])
     }
 
     // MARK: - Parameter validation
@@ -588,7 +584,7 @@ struct StructureLayerTests {
     @Test("matches the real-Caffe fixtures of the group", arguments: [
         "softmax", "softmax_4d", "softmax_log", "concat_ch", "slice_ch", "flatten", "reshape", "crop", "tile",
         "reduction_sumsq", "euclidean_loss", "argmax_nobwd", "eltwise_max", "eltwise_sum_coeff", "eltwise_prod",
-        "split_fanout",
+        "split_fanout", "sigmoid_ce_loss", "sigmoid_ce_loss_weight", "sigmoid_ce_loss_ignore_valid",
     ])
     func caffeFixture(_ name: String) throws {
         try CaffeFixtureTests().fixture(name)
