@@ -10,7 +10,7 @@ struct InverseSet: ParsableCommand {
         abstract: "Import Caffe models, run them with autodiff, and sample the inverse set of a neuron.",
         discussion: "Example: inverse-set sample --neuron fc8:7 --range 10:15 --out out/sneaker",
         version: BuildInfo.versionLine,
-        subcommands: [Inspect.self, Run.self, Init.self, SampleCommand.self, EvaluateCommand.self, StatsCommand.self, AtlasCommand.self, DiversityCommand.self, Bench.self, Train.self, Score.self, ListLayers.self])
+        subcommands: [Inspect.self, Run.self, Init.self, SampleCommand.self, EvaluateCommand.self, StatsCommand.self, AtlasCommand.self, DiversityCommand.self, Bench.self, Train.self, TrainGenerator.self, Score.self, ListLayers.self])
 }
 
 /// The tool's name and version, recorded in every sample folder.

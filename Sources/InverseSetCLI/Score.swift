@@ -145,8 +145,12 @@ struct ChannelStats {
         try Toolbox.writeText(line(maximum) { String(format: "%.6g", Double($0)) }, to: prefix + ".max.txt")
         try Toolbox.writeText(line(mean) { String(format: "%.6g", $0) }, to: prefix + ".mean.txt")
         try Toolbox.writeText(line(std) { String(format: "%.6g", $0) }, to: prefix + ".std.txt")
-        // A robust upper bound: mean + 3 std, never above the maximum seen.
-        let upper = zip(zip(mean, std), maximum).map { ms, hi in min(Double(hi), ms.0 + 3 * ms.1) }
-        try Toolbox.writeText(line(upper) { String(format: "%.6g", $0) }, to: prefix + ".upper.txt")
+        try Toolbox.writeText(line(upperBounds) { String(format: "%.6g", $0) }, to: prefix + ".upper.txt")
+    }
+
+    /// A robust upper bound per channel: mean + 3 std, never above the maximum seen.
+    var upperBounds: [Double] {
+        let std = m2.map { samples > 1 ? ($0 / Double(samples - 1)).squareRoot() : 0 }
+        return zip(zip(mean, std), maximum).map { ms, hi in min(Double(hi), ms.0 + 3 * ms.1) }
     }
 }

@@ -107,13 +107,7 @@ struct Train: ParsableCommand {
         }
         let trainer = try AdversarialTrainer(generator: g.solver, discriminator: d.solver, generated: generated,
                                              real: real, adversarialWeight: adversarialWeight, balance: rule)
-        trainer.writeState = { state, path in
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            do { try encoder.encode(state).write(to: URL(fileURLWithPath: path)) } catch {
-                throw RuntimeError.input("cannot write \(path): \(error.localizedDescription)")
-            }
-        }
+        trainer.writeState = TrainingFiles.writeJSON
         if let resume {
             guard resume.hasSuffix(".adversarial.json") else {
                 throw RuntimeError.input("with --discriminator, --resume takes the run state <prefix>_round_N.adversarial.json that a snapshot wrote (it names both .solverstate files), not \(resume)")
@@ -293,6 +287,15 @@ enum TrainingFiles {
         if !initial.isEmpty { Toolbox.noteFilledLayers(solver.net, seed: solver.seed) }
         solver.snapshotWriter = snapshotWriter()
         return (solver, train)
+    }
+
+    /// Writes a value as JSON (an adversarial run state).
+    static func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do { try encoder.encode(value).write(to: URL(fileURLWithPath: path)) } catch {
+            throw RuntimeError.input("cannot write \(path): \(error.localizedDescription)")
+        }
     }
 
     static func snapshotWriter() -> SnapshotWriter {

@@ -13,6 +13,10 @@ public struct FeedRequest: Sendable {
     public var pass: Int
     /// Input blob names and their declared shapes.
     public var inputs: [String: Shape]
+
+    public init(phase: Phase, testNet: Int, iteration: Int, pass: Int, inputs: [String: Shape]) {
+        self.phase = phase; self.testNet = testNet; self.iteration = iteration; self.pass = pass; self.inputs = inputs
+    }
 }
 
 /// Where snapshots go. The solver names the files (`<prefix>_iter_N.caffemodel`
