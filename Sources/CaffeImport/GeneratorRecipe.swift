@@ -303,63 +303,38 @@ public struct GeneratorRecipe {
 
     func path(_ file: String) -> String { folder.isEmpty ? file : (folder as NSString).appendingPathComponent(file) }
 
+    /// An Adam solver file: `lines` (schedule, display, iterations,
+    /// snapshots) between the net and the snapshot prefix.
+    func adamSolver(_ title: String, net: String, lr: String, beta1: String, _ lines: [String],
+                    prefix: String, seed: Int) -> String {
+        header(title) + ([
+            "net: \(CaffeModel.quoted(path(net)))", "type: \"Adam\"", "base_lr: \(lr)", "momentum: \(beta1)",
+            "momentum2: 0.999", "delta: 1e-8",
+        ] + lines + ["snapshot_prefix: \(CaffeModel.quoted(path(prefix)))", "random_seed: \(seed)"])
+            .joined(separator: "\n") + "\n"
+    }
+
     /// Phase A's solver: Adam 0.001, a tenfold drop at 3/4 of the iterations.
     public var solver: String {
-        header("Solver of the generator, phase A") + """
-            net: \(CaffeModel.quoted(path("generator_train.prototxt")))
-            type: "Adam"
-            base_lr: 0.001
-            momentum: 0.9
-            momentum2: 0.999
-            delta: 1e-8
-            lr_policy: "multistep"
-            stepvalue: \(iterations * 3 / 4)
-            gamma: 0.1
-            display: 100
-            max_iter: \(iterations)
-            snapshot: \(iterations)
-            snapshot_prefix: \(CaffeModel.quoted(path("work/generator")))
-            random_seed: \(seed)
-
-            """
+        adamSolver("Solver of the generator, phase A", net: "generator_train.prototxt", lr: "0.001", beta1: "0.9", [
+            "lr_policy: \"multistep\"", "stepvalue: \(iterations * 3 / 4)", "gamma: 0.1", "display: 100",
+            "max_iter: \(iterations)", "snapshot: \(iterations)",
+        ], prefix: "work/generator", seed: seed)
     }
 
     /// Phase B's solvers: Adam 2e-4 with beta1 0.5 for both nets (the usual
     /// choice for adversarial training), snapshots every 500 rounds.
     public var adversarialSolver: String {
-        header("Solver of the generator, phase B (with --discriminator discriminator_solver.prototxt)") + """
-            net: \(CaffeModel.quoted(path("generator_adversarial_train.prototxt")))
-            type: "Adam"
-            base_lr: 0.0002
-            momentum: 0.5
-            momentum2: 0.999
-            delta: 1e-8
-            lr_policy: "fixed"
-            display: 100
-            max_iter: \(adversarialRounds)
-            snapshot: 500
-            snapshot_prefix: \(CaffeModel.quoted(path("work/generator_adversarial")))
-            random_seed: \(seed)
-
-            """
+        adamSolver("Solver of the generator, phase B (with --discriminator discriminator_solver.prototxt)",
+                   net: "generator_adversarial_train.prototxt", lr: "0.0002", beta1: "0.5", [
+            "lr_policy: \"fixed\"", "display: 100", "max_iter: \(adversarialRounds)", "snapshot: 500",
+        ], prefix: "work/generator_adversarial", seed: seed)
     }
 
     public var discriminatorSolver: String {
-        header("Solver of the discriminator, phase B") + """
-            net: \(CaffeModel.quoted(path("discriminator_train.prototxt")))
-            type: "Adam"
-            base_lr: 0.0002
-            momentum: 0.5
-            momentum2: 0.999
-            delta: 1e-8
-            weight_decay: 0.0004
-            lr_policy: "fixed"
-            display: 0
-            max_iter: \(adversarialRounds)
-            snapshot_prefix: \(CaffeModel.quoted(path("work/discriminator")))
-            random_seed: \(seed + 1)
-
-            """
+        adamSolver("Solver of the discriminator, phase B", net: "discriminator_train.prototxt", lr: "0.0002", beta1: "0.5", [
+            "weight_decay: 0.0004", "lr_policy: \"fixed\"", "display: 0", "max_iter: \(adversarialRounds)",
+        ], prefix: "work/discriminator", seed: seed + 1)
     }
 
     /// The encoder alone on the training data in order, for the code statistics.

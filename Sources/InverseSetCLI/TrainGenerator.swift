@@ -251,10 +251,26 @@ struct TrainGenerator: ParsableCommand {
             "  \"codes\": { \"low\": \(CaffeModel.textValue(.double(low))), \"upper_bound_file\": \(json(NPY.fileSafe(code) + "_code_upper_bound.txt")), \"init_low\": 0, \"init_high\": \(String(format: "%.2g", upper / 3)) }",
         ]
         if let labels {
-            try FileManager.default.copyItemReplacing(labels, to: out + "/labels.txt")
+            let target = out + "/labels.txt"
+            if URL(fileURLWithPath: labels).standardizedFileURL != URL(fileURLWithPath: target).standardizedFileURL {
+                try FileManager.default.copyItemReplacing(labels, to: target)
+            }
             lines[lines.count - 1] += ","
             lines.append("  \"labels\": \"labels.txt\"")
         }
+        // The dataset for the sampler's quality measures (prior codes and
+        // evaluation): an IDX folder with train and t10k files by split,
+        // else the training data itself.
+        let folder = (data as NSString).deletingLastPathComponent
+        let name = (data as NSString).lastPathComponent
+        let idxFolder = name.hasPrefix("train-images-idx3-ubyte")
+            && ["t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte.gz"].contains { FileManager.default.fileExists(atPath: folder + "/" + $0) }
+        let dataset = idxFolder ? (folder.hasPrefix("/") ? folder : relative(folder)) : (data.hasPrefix("/") ? data : relative(data))
+        let splits = idxFolder ? "\"prior_split\": \"train\", " : ""
+        let evaluation = idxFolder ? "\"evaluation_split\": \"test\", " : ""
+        lines[lines.count - 1] += ","
+        lines.append("  \"data\": { \"dataset\": \(json(dataset)), \(splits)\"prior_count\": 10000,")
+        lines.append("            \(evaluation)\"code_blob\": \(json(code)), \"preprocess\": { \"raw_scale\": \(range) } }")
         lines.append("}")
         try Toolbox.writeText(lines.joined(separator: "\n") + "\n", to: out + "/pipeline.json")
         log("wrote \(out)/pipeline.json: inverse-set sample --pipeline \(out)/pipeline.json --neuron \(scores ?? "fc8"):0")
