@@ -46,7 +46,7 @@ public struct GeneratorRecipe {
     public var batch = 64
     public var seed = 2
     public var featureWeight = 0.02
-    public var scoresWeight = 0.1
+    public var scoresWeight = 0.3
     public var iterations = 6000
     public var adversarialRounds = 3000
     /// Folder the files go to, as the solvers will name them (relative to

@@ -47,7 +47,7 @@ struct TrainGenerator: ParsableCommand {
     @Option(help: "Phase B rounds (adversarial; 0 skips it).") var adversarialRounds = 3000
     @Option(help: "Weight of the adversarial loss in phase B.") var adversarialWeight: Float = 2
     @Option(help: "Weight of the code's feature loss.") var featureWeight = 0.02
-    @Option(help: "Weight of the scores' feature loss in phase B.") var scoresWeight = 0.1
+    @Option(help: "Weight of the scores' feature loss in phase B.") var scoresWeight = 0.3
     @Option(help: "The random seed of both phases.") var seed = 2
     @Option(help: "Skip phase A: start phase B from this generator (a caffemodel holding its layers).") var generatorWeights: String?
     @Option(help: "Training images for the code statistics (default: all).") var statisticsCount: Int?
