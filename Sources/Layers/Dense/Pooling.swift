@@ -83,22 +83,20 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
                 throw ctx.error("filter dimensions cannot be zero (kernel \(kernelH)x\(kernelW))")
             }
         }
-        let hasPH = p.has("pad_h"), hasPW = p.has("pad_w")
-        guard (!p.has("pad") && hasPH && hasPW) || (!hasPH && !hasPW) else {
-            throw ctx.error("pad is pad OR pad_h and pad_w are required")
+        /// `name` for both axes, or both `name_h` and `name_w` (Caffe's rule
+        /// for pad and stride: not one of the pair alone, not mixed).
+        func squareOrPair(_ name: String, default d: Int) throws -> (Int, Int) {
+            let hasH = p.has("\(name)_h"), hasW = p.has("\(name)_w")
+            guard (!p.has(name) && hasH && hasW) || (!hasH && !hasW) else {
+                throw ctx.error("\(name) is \(name) OR \(name)_h and \(name)_w are required")
+            }
+            return try ctx.reading {
+                hasH ? (try p.int("\(name)_h", default: d), try p.int("\(name)_w", default: d))
+                     : (try p.int(name, default: d), try p.int(name, default: d))
+            }
         }
-        (padH, padW) = try ctx.reading {
-            hasPH ? (try p.int("pad_h", default: 0), try p.int("pad_w", default: 0))
-                  : (try p.int("pad", default: 0), try p.int("pad", default: 0))
-        }
-        let hasSH = p.has("stride_h"), hasSW = p.has("stride_w")
-        guard (!p.has("stride") && hasSH && hasSW) || (!hasSH && !hasSW) else {
-            throw ctx.error("stride is stride OR stride_h and stride_w are required")
-        }
-        (strideH, strideW) = try ctx.reading {
-            hasSH ? (try p.int("stride_h", default: 1), try p.int("stride_w", default: 1))
-                  : (try p.int("stride", default: 1), try p.int("stride", default: 1))
-        }
+        (padH, padW) = try squareOrPair("pad", default: 0)
+        (strideH, strideW) = try squareOrPair("stride", default: 1)
         guard strideH > 0, strideW > 0 else { throw ctx.error("stride must be > 0 (stride \(strideH)x\(strideW))") }
         guard padH >= 0, padW >= 0 else { throw ctx.error("pad must be >= 0 (pad \(padH)x\(padW))") }
         if global {
