@@ -305,6 +305,16 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
         }
     }
 
+    /// AVE pooling's window along one axis for output index `i`: the input
+    /// range `lo ..< hi` it sums (clipped to the image) and `span`, its length
+    /// clipped to the padded image (Caffe's divisor counts the padding).
+    @inline(__always)
+    private static func aveWindow(_ i: Int, stride: Int, pad: Int, kernel: Int, size: Int) -> (lo: Int, hi: Int, span: Int) {
+        let start = i * stride - pad, end = min(start + kernel, size + pad)
+        let lo = max(start, 0)
+        return (lo, max(lo, min(end, size)), end - start)
+    }
+
     /// y = sum over the window clipped to the image / size of the window
     /// clipped to the padded image.
     private func aveForward(_ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
@@ -313,12 +323,10 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
         for pl in planes {
             let src = x + pl * h * w, dst = y + pl * oh * ow
             for py in 0..<oh {
-                let hs = py * strideH - padH, he = min(hs + g.kh, h + padH)
-                let h0 = max(hs, 0), h1 = max(h0, min(he, h))
+                let (h0, h1, hSpan) = Self.aveWindow(py, stride: strideH, pad: padH, kernel: g.kh, size: h)
                 for px in 0..<ow {
-                    let ws = px * strideW - padW, we = min(ws + g.kw, w + padW)
-                    let w0 = max(ws, 0), w1 = max(w0, min(we, w))
-                    let divisor = Float((he - hs) * (we - ws))
+                    let (w0, w1, wSpan) = Self.aveWindow(px, stride: strideW, pad: padW, kernel: g.kw, size: w)
+                    let divisor = Float(hSpan * wSpan)
                     var s: Float = 0
                     for yy in h0..<h1 {
                         let row = src + yy * w
@@ -338,12 +346,10 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
             let d = dy + pl * oh * ow, o = dx + pl * h * w
             o.update(repeating: 0, count: h * w)
             for py in 0..<oh {
-                let hs = py * strideH - padH, he = min(hs + g.kh, h + padH)
-                let h0 = max(hs, 0), h1 = max(h0, min(he, h))
+                let (h0, h1, hSpan) = Self.aveWindow(py, stride: strideH, pad: padH, kernel: g.kh, size: h)
                 for px in 0..<ow {
-                    let ws = px * strideW - padW, we = min(ws + g.kw, w + padW)
-                    let w0 = max(ws, 0), w1 = max(w0, min(we, w))
-                    let v = d[py * ow + px] / Float((he - hs) * (we - ws))
+                    let (w0, w1, wSpan) = Self.aveWindow(px, stride: strideW, pad: padW, kernel: g.kw, size: w)
+                    let v = d[py * ow + px] / Float(hSpan * wSpan)
                     for yy in h0..<h1 {
                         let row = o + yy * w
                         for xx in w0..<w1 { row[xx] += v }
