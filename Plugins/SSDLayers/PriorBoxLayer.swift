@@ -95,35 +95,28 @@ final class PriorBoxLayer: LayerBase, Layer {
         default:
             throw fail("variance", "give one value or exactly four (one per coordinate), got \(variance.count)")
         }
-        // Image size: img_h/img_w, or img_size, or the image input.
-        let (hasH, hasW, hasSize) = (p.has("img_h"), p.has("img_w"), p.has("img_size"))
-        if hasH || hasW {
-            guard !hasSize else { throw fail("img_size", "give either img_size or img_h/img_w, not both") }
-            let (h, w) = try ctx.reading { (try p.int("img_h", default: 0), try p.int("img_w", default: 0)) }
-            guard h > 0 else { throw fail("img_h", "must be > 0 (give both img_h and img_w), got \(h)") }
-            guard w > 0 else { throw fail("img_w", "must be > 0 (give both img_h and img_w), got \(w)") }
-            (imgH, imgW) = (h, w)
-        } else if hasSize {
-            let s = try ctx.reading { try p.int("img_size") }
-            guard s > 0 else { throw fail("img_size", "must be > 0, got \(s)") }
-            (imgH, imgW) = (s, s)
-        } else {
-            (imgH, imgW) = (0, 0)
+        /// `both` for height and width, or the pair `hName`/`wName` (each
+        /// > 0, not with `both`); (0, 0) when none is set.
+        func sizeOrPair<T: Comparable & ExpressibleByIntegerLiteral>(
+            _ both: String, _ hName: String, _ wName: String, _ read: (String) throws -> T
+        ) throws -> (T, T) {
+            let (hasH, hasW, hasBoth) = (p.has(hName), p.has(wName), p.has(both))
+            if hasH || hasW {
+                guard !hasBoth else { throw fail(both, "give either \(both) or \(hName)/\(wName), not both") }
+                let (h, w) = try ctx.reading { (try read(hName), try read(wName)) }
+                guard h > 0 else { throw fail(hName, "must be > 0 (give both \(hName) and \(wName)), got \(h)") }
+                guard w > 0 else { throw fail(wName, "must be > 0 (give both \(hName) and \(wName)), got \(w)") }
+                return (h, w)
+            } else if hasBoth {
+                let s = try ctx.reading { try read(both) }
+                guard s > 0 else { throw fail(both, "must be > 0, got \(s)") }
+                return (s, s)
+            }
+            return (0, 0)
         }
-        let (hasSH, hasSW, hasStep) = (p.has("step_h"), p.has("step_w"), p.has("step"))
-        if hasSH || hasSW {
-            guard !hasStep else { throw fail("step", "give either step or step_h/step_w, not both") }
-            let (h, w) = try ctx.reading { (try p.float("step_h", default: 0), try p.float("step_w", default: 0)) }
-            guard h > 0 else { throw fail("step_h", "must be > 0 (give both step_h and step_w), got \(h)") }
-            guard w > 0 else { throw fail("step_w", "must be > 0 (give both step_h and step_w), got \(w)") }
-            (stepH, stepW) = (h, w)
-        } else if hasStep {
-            let s = try ctx.reading { try p.float("step") }
-            guard s > 0 else { throw fail("step", "must be > 0, got \(s)") }
-            (stepH, stepW) = (s, s)
-        } else {
-            (stepH, stepW) = (0, 0)
-        }
+        // Image size: img_h/img_w, or img_size, or (0, 0) for the image input.
+        (imgH, imgW) = try sizeOrPair("img_size", "img_h", "img_w") { try p.int($0, default: 0) }
+        (stepH, stepW) = try sizeOrPair("step", "step_h", "step_w") { try p.float($0, default: 0) }
         if imgH == 0 && ctx.inputShapes.count < 2 {
             throw ctx.error("needs a second input, the image, for the image size (or set prior_box_param.img_size or img_h/img_w)")
         }

@@ -42,37 +42,15 @@ public struct Glue: Sendable {
 
     @inline(__always) private func source(_ c: Int) -> Int { channelSwap?[c] ?? c }
 
-    /// x = glue(g); `x` must have `outputShape(g.shape)`.
-    public func forward(_ g: Tensor, _ x: Tensor) {
+    /// Walks the rows the glue maps, for g of shape (n, c, h, w) and an output
+    /// of rows `ow` wide, `oh` per channel: per sample, output channel `oc`
+    /// and output row, `body(oc, src, dst, inSample)` with `src` the row's
+    /// first element in g (from source channel `source(oc)`), `dst` in the
+    /// output and `inSample` = `src` within one sample (the clip bounds' index).
+    @inline(__always)
+    private func forEachRow(_ g: Tensor, oh: Int, ow: Int,
+                            _ body: (_ oc: Int, _ src: Int, _ dst: Int, _ inSample: Int) -> Void) {
         let n = g.shape[0], c = g.shape[1], h = g.shape[2], w = g.shape[3]
-        let oh = x.shape[2], ow = x.shape[3]
-        let (y0, x0) = crop.map { ($0.y, $0.x) } ?? (0, 0)
-        let per = c * h * w
-        for s in 0..<n {
-            for oc in 0..<c {
-                let ic = source(oc)
-                let off = offset?[oc] ?? 0
-                for yy in 0..<oh {
-                    let srcRow = s * per + ic * h * w + (yy + y0) * w + x0
-                    let dstRow = ((s * c + oc) * oh + yy) * ow
-                    let lo = clipLow.map { ($0, ic * h * w + (yy + y0) * w + x0) }
-                    let hi = clipHigh.map { ($0, ic * h * w + (yy + y0) * w + x0) }
-                    for xx in 0..<ow {
-                        var v = g.data[srcRow + xx]
-                        if let (l, b) = lo { v = max(v, l[b + xx]) }
-                        if let (u, b) = hi { v = min(v, u[b + xx]) }
-                        x.data[dstRow + xx] = v * scale + off
-                    }
-                }
-            }
-        }
-    }
-
-    /// dg = d glue / d g applied to dx (dg is overwritten).
-    public func backward(_ g: Tensor, _ dx: Tensor, _ dg: Tensor) {
-        dg.zero()
-        let n = g.shape[0], c = g.shape[1], h = g.shape[2], w = g.shape[3]
-        let oh = dx.shape[2], ow = dx.shape[3]
         let (y0, x0) = crop.map { ($0.y, $0.x) } ?? (0, 0)
         let per = c * h * w
         for s in 0..<n {
@@ -80,16 +58,37 @@ public struct Glue: Sendable {
                 let ic = source(oc)
                 for yy in 0..<oh {
                     let inSample = ic * h * w + (yy + y0) * w + x0
-                    let srcRow = s * per + inSample
-                    let dstRow = ((s * c + oc) * oh + yy) * ow
-                    for xx in 0..<ow {
-                        let v = g.data[srcRow + xx]
-                        var pass = true
-                        if let l = clipLow, v < l[inSample + xx] { pass = false }
-                        if let u = clipHigh, v > u[inSample + xx] { pass = false }
-                        if pass { dg.data[srcRow + xx] += dx.data[dstRow + xx] * scale }
-                    }
+                    body(oc, s * per + inSample, ((s * c + oc) * oh + yy) * ow, inSample)
                 }
+            }
+        }
+    }
+
+    /// x = glue(g); `x` must have `outputShape(g.shape)`.
+    public func forward(_ g: Tensor, _ x: Tensor) {
+        let ow = x.shape[3]
+        forEachRow(g, oh: x.shape[2], ow: ow) { oc, srcRow, dstRow, inSample in
+            let off = offset?[oc] ?? 0
+            for xx in 0..<ow {
+                var v = g.data[srcRow + xx]
+                if let l = clipLow { v = max(v, l[inSample + xx]) }
+                if let u = clipHigh { v = min(v, u[inSample + xx]) }
+                x.data[dstRow + xx] = v * scale + off
+            }
+        }
+    }
+
+    /// dg = d glue / d g applied to dx (dg is overwritten).
+    public func backward(_ g: Tensor, _ dx: Tensor, _ dg: Tensor) {
+        dg.zero()
+        let ow = dx.shape[3]
+        forEachRow(g, oh: dx.shape[2], ow: ow) { _, srcRow, dstRow, inSample in
+            for xx in 0..<ow {
+                let v = g.data[srcRow + xx]
+                var pass = true
+                if let l = clipLow, v < l[inSample + xx] { pass = false }
+                if let u = clipHigh, v > u[inSample + xx] { pass = false }
+                if pass { dg.data[srcRow + xx] += dx.data[dstRow + xx] * scale }
             }
         }
     }

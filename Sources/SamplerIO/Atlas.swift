@@ -317,19 +317,13 @@ public enum Atlas {
         let m = evalData.count
         let eval = try loaded.score(evalData, indices: Array(0..<m), withCodes: true)
         guard let evalCodes = eval.codes else { throw SamplerError("internal: no codes from the evaluation pass") }
-        let priorData = try loaded.dataset(nil, split: loaded.spec.data?.prior_split ?? "train")
-        let n = min(priorData.count, plan.priorCount)
-        let real = try loaded.score(priorData, indices: Array(0..<n), withCodes: true)
-        guard let codes = real.codes else { throw SamplerError("internal: no codes from the prior pass") }
-        let boxed = Tensor(shape: [codes.count, codes.dim], values: codes.values)
-        loaded.pipeline.box.project(boxed)
-        let priorCodes = PointSet(flat: boxed.array, dim: codes.dim)
-        let rec = try loaded.generate(priorCodes)
+        // The pipeline's prior split, as `sample` reads it.
+        let prior = try SamplingRun.prior(loaded, dataset: nil, count: plan.priorCount)
         let cache = Cache(evalActivations: PointSet(rows: eval.activations, dim: count), evalEmbeddings: eval.embeddings,
-                          evalCodes: evalCodes, evalLabels: eval.labels, priorCodes: priorCodes,
-                          priorRealEmbeddings: real.embeddings, priorRealActivations: PointSet(rows: real.activations, dim: count),
-                          priorEmbeddings: rec.embeddings, priorActivations: PointSet(rows: rec.activations, dim: count),
-                          priorSources: real.indices)
+                          evalCodes: evalCodes, evalLabels: eval.labels, priorCodes: prior.codes,
+                          priorRealEmbeddings: prior.realEmbeddings, priorRealActivations: PointSet(rows: prior.realActivations, dim: count),
+                          priorEmbeddings: prior.embeddings, priorActivations: PointSet(rows: prior.activations, dim: count),
+                          priorSources: prior.sources)
         // Bands per unit from the evaluation images' activations.
         plan.evaluationImages = m
         // A unit whose band is empty (both ends equal: a unit that is 0 on more

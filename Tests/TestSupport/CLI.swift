@@ -34,6 +34,19 @@ public func runCLI(_ args: [String], cwd: String? = nil, environment: [String: S
                      stderr: String(decoding: errData, as: UTF8.self))
 }
 
+/// Starts the built `inverse-set` with `args` and returns at once, for tests
+/// that interrupt or race a running command. Stdout is discarded; so is
+/// stderr unless a pipe is given. The caller waits for (or kills) it.
+public func startCLI(_ args: [String], stderr: Pipe? = nil) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: BuildProducts.executable)
+    p.arguments = args
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = stderr ?? FileHandle.nullDevice
+    try p.run()
+    return p
+}
+
 /// A fresh temporary folder.
 public func temporaryDirectory(_ tag: String = "t") throws -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("inverse-set-\(tag)-\(UUID().uuidString)").path

@@ -83,22 +83,20 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
                 throw ctx.error("filter dimensions cannot be zero (kernel \(kernelH)x\(kernelW))")
             }
         }
-        let hasPH = p.has("pad_h"), hasPW = p.has("pad_w")
-        guard (!p.has("pad") && hasPH && hasPW) || (!hasPH && !hasPW) else {
-            throw ctx.error("pad is pad OR pad_h and pad_w are required")
+        /// `name` for both axes, or both `name_h` and `name_w` (Caffe's rule
+        /// for pad and stride: not one of the pair alone, not mixed).
+        func squareOrPair(_ name: String, default d: Int) throws -> (Int, Int) {
+            let hasH = p.has("\(name)_h"), hasW = p.has("\(name)_w")
+            guard (!p.has(name) && hasH && hasW) || (!hasH && !hasW) else {
+                throw ctx.error("\(name) is \(name) OR \(name)_h and \(name)_w are required")
+            }
+            return try ctx.reading {
+                hasH ? (try p.int("\(name)_h", default: d), try p.int("\(name)_w", default: d))
+                     : (try p.int(name, default: d), try p.int(name, default: d))
+            }
         }
-        (padH, padW) = try ctx.reading {
-            hasPH ? (try p.int("pad_h", default: 0), try p.int("pad_w", default: 0))
-                  : (try p.int("pad", default: 0), try p.int("pad", default: 0))
-        }
-        let hasSH = p.has("stride_h"), hasSW = p.has("stride_w")
-        guard (!p.has("stride") && hasSH && hasSW) || (!hasSH && !hasSW) else {
-            throw ctx.error("stride is stride OR stride_h and stride_w are required")
-        }
-        (strideH, strideW) = try ctx.reading {
-            hasSH ? (try p.int("stride_h", default: 1), try p.int("stride_w", default: 1))
-                  : (try p.int("stride", default: 1), try p.int("stride", default: 1))
-        }
+        (padH, padW) = try squareOrPair("pad", default: 0)
+        (strideH, strideW) = try squareOrPair("stride", default: 1)
         guard strideH > 0, strideW > 0 else { throw ctx.error("stride must be > 0 (stride \(strideH)x\(strideW))") }
         guard padH >= 0, padW >= 0 else { throw ctx.error("pad must be >= 0 (pad \(padH)x\(padW))") }
         if global {
@@ -307,6 +305,16 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
         }
     }
 
+    /// AVE pooling's window along one axis for output index `i`: the input
+    /// range `lo ..< hi` it sums (clipped to the image) and `span`, its length
+    /// clipped to the padded image (Caffe's divisor counts the padding).
+    @inline(__always)
+    private static func aveWindow(_ i: Int, stride: Int, pad: Int, kernel: Int, size: Int) -> (lo: Int, hi: Int, span: Int) {
+        let start = i * stride - pad, end = min(start + kernel, size + pad)
+        let lo = max(start, 0)
+        return (lo, max(lo, min(end, size)), end - start)
+    }
+
     /// y = sum over the window clipped to the image / size of the window
     /// clipped to the padded image.
     private func aveForward(_ g: Geometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
@@ -315,12 +323,10 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
         for pl in planes {
             let src = x + pl * h * w, dst = y + pl * oh * ow
             for py in 0..<oh {
-                let hs = py * strideH - padH, he = min(hs + g.kh, h + padH)
-                let h0 = max(hs, 0), h1 = max(h0, min(he, h))
+                let (h0, h1, hSpan) = Self.aveWindow(py, stride: strideH, pad: padH, kernel: g.kh, size: h)
                 for px in 0..<ow {
-                    let ws = px * strideW - padW, we = min(ws + g.kw, w + padW)
-                    let w0 = max(ws, 0), w1 = max(w0, min(we, w))
-                    let divisor = Float((he - hs) * (we - ws))
+                    let (w0, w1, wSpan) = Self.aveWindow(px, stride: strideW, pad: padW, kernel: g.kw, size: w)
+                    let divisor = Float(hSpan * wSpan)
                     var s: Float = 0
                     for yy in h0..<h1 {
                         let row = src + yy * w
@@ -340,12 +346,10 @@ final class PoolingLayer: LayerBase, BuiltinLayer {
             let d = dy + pl * oh * ow, o = dx + pl * h * w
             o.update(repeating: 0, count: h * w)
             for py in 0..<oh {
-                let hs = py * strideH - padH, he = min(hs + g.kh, h + padH)
-                let h0 = max(hs, 0), h1 = max(h0, min(he, h))
+                let (h0, h1, hSpan) = Self.aveWindow(py, stride: strideH, pad: padH, kernel: g.kh, size: h)
                 for px in 0..<ow {
-                    let ws = px * strideW - padW, we = min(ws + g.kw, w + padW)
-                    let w0 = max(ws, 0), w1 = max(w0, min(we, w))
-                    let v = d[py * ow + px] / Float((he - hs) * (we - ws))
+                    let (w0, w1, wSpan) = Self.aveWindow(px, stride: strideW, pad: padW, kernel: g.kw, size: w)
+                    let v = d[py * ow + px] / Float(hSpan * wSpan)
                     for yy in h0..<h1 {
                         let row = o + yy * w
                         for xx in w0..<w1 { row[xx] += v }

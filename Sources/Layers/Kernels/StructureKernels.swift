@@ -31,6 +31,19 @@ func structureAxis(_ axis: Int, of s: Shape, field: String, error: (String) -> E
     return a
 }
 
+/// The axis of Concat and Slice: Caffe's legacy `concat_dim`/`slice_dim`
+/// (`legacyField`) when set, which must lie in 0 ..< rank (no negative
+/// form), else `axis` as `structureAxis` reads it. `subject` names what the
+/// shape belongs to in the message ("inputs", "an input").
+func legacyDimOrAxis(_ legacy: Int?, legacyField: String, axis: Int, axisField: String, of s: Shape,
+                     subject: String, error: (String) -> Error) throws -> Int {
+    guard let d = legacy else { return try structureAxis(axis, of: s, field: axisField, error: error) }
+    guard d >= 0, d < s.rank else {
+        throw error("\(legacyField) \(d) is out of range for \(subject) with \(s.rank) axes (shape \(s)); it must be in 0 ..< \(s.rank)")
+    }
+    return d
+}
+
 /// Copies `count` blocks of `block` floats: block b goes from
 /// `src + b * srcStride` to `dst + b * dstStride` (memcpy per block).
 @inline(__always)

@@ -32,15 +32,8 @@ final class ConcatLayer: LayerBase, BuiltinLayer {
 
     func reshape(_ inputs: [Shape]) throws -> [Shape] {
         let first = inputs[0]
-        let axis: Int
-        if let d = concatDim {
-            guard d >= 0, d < first.rank else {
-                throw error("concat_dim \(d) is out of range for inputs with \(first.rank) axes (shape \(first)); it must be in 0 ..< \(first.rank)")
-            }
-            axis = d
-        } else {
-            axis = try structureAxis(axisParam, of: first, field: "concat_param.axis", error: { self.error($0) })
-        }
+        let axis = try legacyDimOrAxis(concatDim, legacyField: "concat_dim", axis: axisParam, axisField: "concat_param.axis",
+                                       of: first, subject: "inputs", error: { self.error($0) })
         var out = first
         for (k, s) in inputs.enumerated().dropFirst() {
             guard s.rank == first.rank else {

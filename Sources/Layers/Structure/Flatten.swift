@@ -4,8 +4,8 @@ import Runtime
 /// Flatten: merges the axes `axis` ... `end_axis` (defaults 1 and -1, negative
 /// counts from the end) into one; the data are unchanged (row-major order).
 ///   (d0, ..., d_{a-1}, d_a, ..., d_e, d_{e+1}, ...) -> (d0, ..., d_{a-1}, d_a * ... * d_e, d_{e+1}, ...)
-/// Forward and backward are plain copies.
-final class FlattenLayer: LayerBase, BuiltinLayer {
+/// Forward and backward are plain copies (`ShapeOnlyLayer`).
+final class FlattenLayer: LayerBase, BuiltinLayer, ShapeOnlyLayer {
     static let typeNames = ["Flatten"]
     let axisParam: Int
     let endAxisParam: Int
@@ -29,16 +29,4 @@ final class FlattenLayer: LayerBase, BuiltinLayer {
         }
         return [Shape(Array(x.dims[..<start]) + [x.count(from: start, to: end + 1)] + Array(x.dims[(end + 1)...]))]
     }
-
-    func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
-        outputs[0].data.update(from: inputs[0].data, count: inputs[0].count)
-    }
-
-    /// dx = dy (same elements, the input's shape).
-    func backward(_ pass: BackwardPass, _ ctx: ExecutionContext) throws {
-        guard let dx = pass.inputGrads[0] else { return }
-        dx.data.update(from: pass.outputGrads[0].data, count: dx.count)
-    }
-
-    var backwardUses: BackwardUses { [] }
 }

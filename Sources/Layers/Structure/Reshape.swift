@@ -17,8 +17,8 @@ import Runtime
 /// it differs AND the declared dims would not fit the new element count. Nets whose dims still fit are reshaped exactly as Caffe
 /// would.
 ///
-/// Forward and backward are plain copies.
-final class ReshapeLayer: LayerBase, BuiltinLayer {
+/// Forward and backward are plain copies (`ShapeOnlyLayer`).
+final class ReshapeLayer: LayerBase, BuiltinLayer, ShapeOnlyLayer {
     static let typeNames = ["Reshape"]
     let dims: [Int]
     let axisParam: Int
@@ -99,16 +99,4 @@ final class ReshapeLayer: LayerBase, BuiltinLayer {
             throw e
         }
     }
-
-    func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
-        outputs[0].data.update(from: inputs[0].data, count: inputs[0].count)
-    }
-
-    /// dx = dy (same elements, the input's shape).
-    func backward(_ pass: BackwardPass, _ ctx: ExecutionContext) throws {
-        guard let dx = pass.inputGrads[0] else { return }
-        dx.data.update(from: pass.outputGrads[0].data, count: dx.count)
-    }
-
-    var backwardUses: BackwardUses { [] }
 }

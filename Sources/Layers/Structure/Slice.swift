@@ -39,15 +39,8 @@ final class SliceLayer: LayerBase, BuiltinLayer {
 
     func reshape(_ inputs: [Shape]) throws -> [Shape] {
         let x = inputs[0]
-        let axis: Int
-        if let d = sliceDim {
-            guard d >= 0, d < x.rank else {
-                throw error("slice_dim \(d) is out of range for an input with \(x.rank) axes (shape \(x)); it must be in 0 ..< \(x.rank)")
-            }
-            axis = d
-        } else {
-            axis = try structureAxis(axisParam, of: x, field: "slice_param.axis", error: { self.error($0) })
-        }
+        let axis = try legacyDimOrAxis(sliceDim, legacyField: "slice_dim", axis: axisParam, axisField: "slice_param.axis",
+                                       of: x, subject: "an input", error: { self.error($0) })
         let c = x[axis]
         var pieces: [Int] = []
         if slicePoints.isEmpty {

@@ -167,13 +167,8 @@ struct CommandHabitsTests {
         let dir = try temporaryDirectory("ctrlc")
         let args = ["sample", "--pipeline", sampler + "/pipeline.json", "--threads", "1", "--neuron", "ip2:3=4:9",
                     "-n", "3000", "--out", dir]
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: BuildProducts.executable)
-        p.arguments = args
         let err = Pipe()
-        p.standardError = err
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
+        let p = try startCLI(args, stderr: err)
         for _ in 0..<3000 where (try? manifest(dir))?.samples.isEmpty ?? true { usleep(10_000) }
         kill(p.processIdentifier, SIGINT)
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

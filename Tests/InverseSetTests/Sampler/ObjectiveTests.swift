@@ -11,6 +11,26 @@ struct ObjectiveTests {
         return (0..<n).map { _ in (0..<dim).map { _ in scale * rng.gaussian() } }
     }
 
+    /// Checks `d`'s gradient for each walker of `w` (all live, `pRows`
+    /// accepted) against central differences of `J` in that walker's
+    /// coordinates (step 1e-2, tolerance 1e-3 relative); returns the gradients.
+    @discardableResult
+    func expectTermGradients(_ d: Diversity, walkers w: [[Float]], accepted pRows: [[Float]],
+                             _ J: ([[Float]]) -> Double) -> [[Float]] {
+        let set = PointSet(rows: w), acc = AcceptedSet(dim: w[0].count, rows: pRows)
+        let live = [Bool](repeating: true, count: w.count)
+        return (0..<w.count).map { i in
+            let g = d.term(i, walkers: set, live: live, accepted: acc).gradient
+            for t in 0..<w[i].count {
+                var plus = w, minus = w
+                plus[i][t] += 1e-2; minus[i][t] -= 1e-2
+                let numeric = Float((J(plus) - J(minus)) / 2e-2)
+                #expect(abs(g[t] - numeric) <= 1e-3 * max(1, abs(numeric)), "walker \(i) dim \(t): \(g[t]) vs \(numeric)")
+            }
+            return g
+        }
+    }
+
     @Test func squaredDistancesGradientIsTheObjectivesGradient() {
         // J of eq. 6 written out directly, differentiated numerically in e_i.
         let w = points(4, dim: 3, seed: 3), pRows = points(6, dim: 3, seed: 4)
@@ -27,16 +47,7 @@ struct ObjectiveTests {
             return total
         }
         let d = Diversity.squaredDistances(scale: s)
-        let set = PointSet(rows: w), acc = AcceptedSet(dim: 3, rows: pRows)
-        for i in 0..<w.count {
-            let g = d.term(i, walkers: set, live: [true, true, true, true], accepted: acc).gradient
-            for t in 0..<3 {
-                var plus = w, minus = w
-                plus[i][t] += 1e-2; minus[i][t] -= 1e-2
-                let numeric = Float((J(plus) - J(minus)) / 2e-2)
-                #expect(abs(g[t] - numeric) <= 1e-3 * max(1, abs(numeric)), "walker \(i) dim \(t): \(g[t]) vs \(numeric)")
-            }
-        }
+        expectTermGradients(d, walkers: w, accepted: pRows, J)
     }
 
     @Test func kernelGradientIsTheObjectivesGradient() {
@@ -55,15 +66,8 @@ struct ObjectiveTests {
             return total
         }
         let d = Diversity.kernel(bandwidth: h)
-        let set = PointSet(rows: w), acc = AcceptedSet(dim: 3, rows: pRows)
-        for i in 0..<w.count {
-            let g = d.term(i, walkers: set, live: [true, true, true, true], accepted: acc).gradient
-            for t in 0..<3 {
-                var plus = w, minus = w
-                plus[i][t] += 1e-2; minus[i][t] -= 1e-2
-                let numeric = Float((J(plus) - J(minus)) / 2e-2)
-                #expect(abs(g[t] - numeric) <= 1e-3 * max(1, abs(numeric)), "walker \(i) dim \(t): \(g[t]) vs \(numeric)")
-            }
+        let gradients = expectTermGradients(d, walkers: w, accepted: pRows, J)
+        for (i, g) in gradients.enumerated() {
             // Minimising moves away from the neighbours: a small step against the
             // gradient lowers J.
             var moved = w

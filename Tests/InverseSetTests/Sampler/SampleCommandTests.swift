@@ -136,12 +136,7 @@ struct SampleCommandTests {
 
     /// Starts `args`, waits until samples.json lists at least `atLeast` samples, kills it with SIGKILL.
     func startAndKill(_ args: [String], dir: String, atLeast: Int) throws -> Int {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: BuildProducts.executable)
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try startCLI(args)
         var before = 0
         for _ in 0..<3000 {
             if let m = try? manifest(dir), m.samples.count >= atLeast { before = m.samples.count; break }
@@ -216,12 +211,7 @@ struct SampleCommandTests {
     @Test func oneWriterPerFolderAndResumeChecksTheCodes() throws {
         let dir = try temporaryDirectory("lock")
         let args = ["sample", "--pipeline", pipeline, "--threads", "1", "--neuron", "ip2:3=4:9", "-n", "3000", "--out", dir]
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: BuildProducts.executable)
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try startCLI(args)
         for _ in 0..<3000 where (try? manifest(dir))?.samples.isEmpty ?? true { usleep(10_000) }
         let second = try runCLI(args)
         #expect(second.status == 1 && second.stderr.contains("in use by another inverse-set process (pid \(p.processIdentifier))"), "\(second.stderr)")

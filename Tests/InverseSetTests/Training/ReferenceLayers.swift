@@ -6,7 +6,8 @@ import Runtime
 /// Plain-loop versions of the four layers of the solver parity net
 /// (Convolution without pad/stride/groups, MAX Pooling without pad,
 /// InnerProduct, SoftmaxWithLoss with VALID normalisation), written from
-/// Caffe's definitions. The parity tests run once with these, so that a
+/// Caffe's definitions (InnerProduct is `PlainLinearLayer` of
+/// TrainingSupport.swift, which the solver tests' TestLinear also is). The parity tests run once with these, so that a
 /// solver difference is told apart from a layer difference, and once with
 /// the built-in layers.
 enum ReferenceLayers {
@@ -14,7 +15,7 @@ enum ReferenceLayers {
         let r = try builtinRegistry()
         try r.register("Convolution", origin: "test", replacing: true) { try RefConvolution($0) }
         try r.register("Pooling", origin: "test", replacing: true) { try RefMaxPooling($0) }
-        try r.register("InnerProduct", origin: "test", replacing: true) { try RefInnerProduct($0) }
+        try r.register("InnerProduct", origin: "test", replacing: true) { try PlainLinearLayer($0, param: "inner_product_param") }
         try r.register("SoftmaxWithLoss", origin: "test", replacing: true) { try RefSoftmaxWithLoss($0) }
         return r
     }
@@ -95,39 +96,6 @@ final class RefMaxPooling: LayerBase, Layer {
         let (planes, h, w, oh, ow) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3], dy.shape[2], dy.shape[3])
         dx.zero()
         for p in 0..<planes { for i in 0..<oh { for j in 0..<ow { dx[argmax(x, p, h, w, i, j)] += dy[(p * oh + i) * ow + j] } } }
-    }
-}
-
-/// y = x W^T + b over the flattened input.
-final class RefInnerProduct: LayerBase, Layer {
-    let out: Int, inDim: Int
-    init(_ ctx: LayerContext) throws {
-        out = try ctx.param("inner_product_param").int("num_output")
-        inDim = ctx.inputShapes[0].count(from: 1)
-        super.init(base: ctx)
-    }
-    var parameterShapes: [Shape] { [[out, inDim], [out]] }
-    func reshape(_ s: [Shape]) throws -> [Shape] { [[s[0][0], out]] }
-    func forward(_ inputs: [Tensor], _ outputs: [Tensor], _ ctx: ExecutionContext) throws {
-        let x = inputs[0], y = outputs[0], w = parameters[0], b = parameters[1]
-        for n in 0..<x.shape[0] { for o in 0..<out {
-            var s = b[o]
-            for i in 0..<inDim { s += w[o * inDim + i] * x[n * inDim + i] }
-            y[n * out + o] = s
-        } }
-    }
-    func backward(_ pass: BackwardPass, _ ctx: ExecutionContext) throws {
-        let x = pass.inputs[0], dy = pass.outputGrads[0], w = parameters[0]
-        let n = x.shape[0]
-        pass.inputGrads[0]?.zero()
-        for s in 0..<n { for o in 0..<out {
-            let g = dy[s * out + o]
-            pass.paramGrads[1].map { $0[o] += g }
-            for i in 0..<inDim {
-                if let dw = pass.paramGrads[0] { dw[o * inDim + i] += g * x[s * inDim + i] }
-                if let dx = pass.inputGrads[0] { dx[s * inDim + i] += g * w[o * inDim + i] }
-            }
-        } }
     }
 }
 

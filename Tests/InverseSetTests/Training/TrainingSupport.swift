@@ -10,7 +10,7 @@ enum TrainingSupport {
     /// Built-ins plus TestLinear, TestSquareLoss and TestQuadratic.
     static func registry() throws -> LayerRegistry {
         let r = try builtinRegistry()
-        try r.register("TestLinear", origin: "test") { try TestLinearLayer($0) }
+        try r.register("TestLinear", origin: "test") { try PlainLinearLayer($0, param: "linear_param", defaultOutputs: 1) }
         try r.register("TestSquareLoss", origin: "test") { try TestSquareLossLayer($0) }
         try r.register("TestQuadratic", origin: "test") { try TestQuadraticLayer($0) }
         return r
@@ -63,13 +63,16 @@ enum TrainingSupport {
 }
 
 /// y = x W^T + b over the flattened input; W is (out x in), b is (out).
-final class TestLinearLayer: LayerBase, Layer {
+/// Plain loops: the solver tests' TestLinear (`linear_param`, num_output
+/// default 1) and the parity tests' reference InnerProduct
+/// (`inner_product_param`, num_output required).
+final class PlainLinearLayer: LayerBase, Layer {
     let outDim: Int, inDim: Int
     let fillers: [ParamMessage?]
 
-    init(_ ctx: LayerContext) throws {
-        let p = ctx.param("linear_param")
-        outDim = try p.int("num_output", default: 1)
+    init(_ ctx: LayerContext, param: String, defaultOutputs: Int? = nil) throws {
+        let p = ctx.param(param)
+        if let d = defaultOutputs { outDim = try p.int("num_output", default: d) } else { outDim = try p.int("num_output") }
         inDim = ctx.inputShapes[0].count(from: 1)
         fillers = [p.has("weight_filler") ? p.message("weight_filler") : nil,
                    p.has("bias_filler") ? p.message("bias_filler") : nil]
