@@ -167,9 +167,13 @@ struct PreprocessOptions: ParsableArguments {
             throw RuntimeError.input("input '\(input)' has shape \(declared.map { "\($0)" } ?? "?"); an image needs (N, C, H, W)")
         }
         let (c, h, w) = (dims[dims.count - 3], dims[dims.count - 2], dims[dims.count - 1])
+        // An input declared (C, H, W) has no batch axis: it takes one image.
+        if dims.count == 3 && files.count > 1 {
+            throw RuntimeError.input("input '\(input)' is declared \(declared.map { "\($0)" } ?? "?") (C, H, W: one image, no batch axis) but \(files.count) PNGs were given; give one, or declare the input (N, C, H, W)")
+        }
         let pre = try preprocessor(channels: c, input: input, pipeline: pipeline)
         let one = c * h * w
-        let batch = Tensor(shape: [files.count, c, h, w])
+        let batch = Tensor(shape: dims.count == 3 ? [c, h, w] : [files.count, c, h, w])
         for (i, f) in files.enumerated() {
             let image = try PNGImage.read(f)
             let t = try pre.tensor(from: image, shape: Shape([1, c, h, w]))

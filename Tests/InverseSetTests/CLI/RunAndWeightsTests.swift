@@ -63,6 +63,25 @@ struct RunAndWeightsTests {
         #expect(try NPY.read(dir + "/out/fwd_prob.npy").shape.dims == [1, 10])
     }
 
+    /// A net whose input is declared (C, H, W), without a batch axis, gets
+    /// one image of that rank from one PNG; several PNGs are refused.
+    @Test func aRankThreeInputTakesOnePNG() throws {
+        let dir = try temporaryDirectory("run3")
+        let (pngs, _) = try twoImages(dir)
+        try """
+            layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 28 dim: 28 } } }
+            layer { name: "double" type: "Power" bottom: "data" top: "double" power_param { scale: 2 } }
+            """.write(toFile: dir + "/rank3.prototxt", atomically: true, encoding: .utf8)
+        let r = try runCLI(["run", dir + "/rank3.prototxt", "--input", "data=\(pngs[0])", "--raw-scale", "1", "--out", dir + "/out"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let out = try NPY.read(dir + "/out/fwd_double.npy")
+        #expect(out.shape.dims == [1, 28, 28])
+        let image = try PNGImage.read(pngs[0])
+        #expect(abs(out[14 * 28 + 14] - 2 * Float(image.pixels[14 * 28 + 14]) / 255) < 1e-5)
+        let two = try runCLI(["run", dir + "/rank3.prototxt", "--input", "data=\(pngs[0]),\(pngs[1])", "--raw-scale", "1", "--out", dir + "/out2"])
+        #expect(two.status == 1 && two.stderr.contains("no batch axis") && two.stderr.contains("2 PNGs"), "\(two.stderr)")
+    }
+
     /// `init` marks what it fills: loading the file warns, and a name that a
     /// SHA256SUMS next to it lists (downloaded weights) is refused.
     @Test func initWeightsAreMarkedRandomAndNeverReplaceDownloads() throws {
