@@ -53,14 +53,14 @@ public struct GeneratorRecipe {
     /// the current directory, as Caffe's solver paths are).
     public var folder: String
 
-    /// Reads the classifier's deploy prototxt and weights and checks the
-    /// code and scores blobs. `codeDim` (values per image of the code blob)
-    /// comes from the caller, who can run the net.
-    public init(classifierDeploy: String, weights: String, code: String, scores: String?, codeDim: Int,
+    /// Reads the classifier's deploy prototxt and checks the code and scores
+    /// blobs. `graph` is the classifier loaded with its weights (they give
+    /// each layer's parameter count); `codeDim` (values per image of the
+    /// code blob) comes from the caller, who can run the net.
+    public init(classifierDeploy: String, graph: Graph, code: String, scores: String?, codeDim: Int,
                 folder: String, source: Source) throws {
         classifierFile = classifierDeploy
         classifier = try CaffeModel.upgrade(try CaffeModel.readPrototxt(classifierDeploy), file: classifierDeploy)
-        let graph = try CaffeModel.load(prototxt: classifierDeploy, weights: weights)
         guard graph.inputs.count == 1, let input = graph.inputs.first,
               let shape = graph.inputShapes[input], shape.dims.count == 4 else {
             throw ImportError.file(classifierDeploy, "must read one 4-d image input (N x C x H x W) to train a generator for it")
@@ -206,18 +206,21 @@ public struct GeneratorRecipe {
 
     // MARK: - Files
 
-    var dataLayer: String {
+    /// The data layer: shuffled (seeded) batches for training, or the
+    /// data in order for the statistics pass.
+    func dataLayer(batch: Int, shuffled: Bool) -> String {
+        let order = shuffled ? " shuffle: true" : ""
         switch source {
         case .idx(let path):
             return #"""
                 layer { name: "train_data" type: "IDXData" top: "\#(inputBlob)"
-                        idx_data_param { source: \#(CaffeModel.quoted(path)) batch_size: \#(batch) shuffle: true scale: \#(CaffeModel.textValue(.double(scale))) seed: \#(seed) } }
+                        idx_data_param { source: \#(CaffeModel.quoted(path)) batch_size: \#(batch)\#(order) scale: \#(CaffeModel.textValue(.double(scale)))\#(shuffled ? " seed: \(seed)" : "") } }
                 """#
         case .imageList(let list, let root):
             return #"""
                 layer { name: "train_data" type: "ImageData" top: "\#(inputBlob)" top: "label"
                         transform_param { scale: \#(CaffeModel.textValue(.double(scale))) }
-                        image_data_param { source: \#(CaffeModel.quoted(list)) root_folder: \#(CaffeModel.quoted(root)) batch_size: \#(batch) shuffle: true is_color: \#(channels == 3) new_height: \#(height) new_width: \#(width) } }
+                        image_data_param { source: \#(CaffeModel.quoted(list)) root_folder: \#(CaffeModel.quoted(root)) batch_size: \#(batch)\#(order) is_color: \#(channels == 3) new_height: \#(height) new_width: \#(width) } }
                 layer { name: "silence_label" type: "Silence" bottom: "label" }
                 """#
         case .fed:
@@ -240,26 +243,26 @@ public struct GeneratorRecipe {
 
     /// Phase A's training net: image loss and the code's feature loss.
     public var trainNet: String {
-        var lines = [header("Training net of the generator, phase A (image and feature losses)"), "name: \"Generator\"", dataLayer]
-        lines += encoderAndComparator(through: code)
-        lines.append(#"layer { name: "image_loss" type: "EuclideanLoss" bottom: "gen" bottom: "\#(inputBlob)" top: "image_loss" }"#)
-        lines.append(#"layer { name: "feature_loss" type: "EuclideanLoss" bottom: "\#(code)_f" bottom: "\#(code)" top: "feature_loss""#)
-        lines.append(#"        propagate_down: true propagate_down: false loss_weight: \#(CaffeModel.textValue(.double(featureWeight))) }"#)
-        return lines.joined(separator: "\n") + "\n"
+        generatorTrainNet("Training net of the generator, phase A (image and feature losses)", withScores: false)
     }
 
     /// Phase B's training net: phase A's plus the scores term (when the
     /// classifier has scores); the adversarial term comes from the discriminator.
     public var adversarialTrainNet: String {
-        var lines = [header("Training net of the generator, phase B (adversarial fine-tuning with discriminator_train.prototxt)"),
-                     "name: \"Generator\"", dataLayer]
+        generatorTrainNet("Training net of the generator, phase B (adversarial fine-tuning with discriminator_train.prototxt)",
+                          withScores: true)
+    }
+
+    /// Data, E and the comparator up to the code (and the scores), G, and
+    /// the Euclidean losses between them.
+    func generatorTrainNet(_ title: String, withScores: Bool) -> String {
+        let scores = withScores ? self.scores : nil
+        var lines = [header(title), "name: \"Generator\"", dataLayer(batch: batch, shuffled: true)]
         lines += encoderAndComparator(through: scores ?? code)
         lines.append(#"layer { name: "image_loss" type: "EuclideanLoss" bottom: "gen" bottom: "\#(inputBlob)" top: "image_loss" }"#)
-        lines.append(#"layer { name: "feature_loss" type: "EuclideanLoss" bottom: "\#(code)_f" bottom: "\#(code)" top: "feature_loss""#)
-        lines.append(#"        propagate_down: true propagate_down: false loss_weight: \#(CaffeModel.textValue(.double(featureWeight))) }"#)
-        if let scores {
-            lines.append(#"layer { name: "scores_loss" type: "EuclideanLoss" bottom: "\#(scores)_f" bottom: "\#(scores)" top: "scores_loss""#)
-            lines.append(#"        propagate_down: true propagate_down: false loss_weight: \#(CaffeModel.textValue(.double(scoresWeight))) }"#)
+        for (name, blob, weight) in [("feature_loss", code, featureWeight)] + (scores.map { [("scores_loss", $0, scoresWeight)] } ?? []) {
+            lines.append(#"layer { name: "\#(name)" type: "EuclideanLoss" bottom: "\#(blob)_f" bottom: "\#(blob)" top: "\#(name)""#)
+            lines.append(#"        propagate_down: true propagate_down: false loss_weight: \#(CaffeModel.textValue(.double(weight))) }"#)
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -340,10 +343,7 @@ public struct GeneratorRecipe {
     /// The encoder alone on the training data in order, for the code statistics.
     public func statisticsNet(batch: Int) -> String {
         var lines = [header("The encoder on the training data, for the code statistics"), "name: \"CodeStatistics\""]
-        var recipe = self
-        recipe.batch = batch
-        lines.append(recipe.dataLayer.replacingOccurrences(of: " shuffle: true", with: "")
-            .replacingOccurrences(of: " seed: \(seed)", with: ""))
+        lines.append(dataLayer(batch: batch, shuffled: false))
         lines += layers(upTo: code).map { "layer { \(CaffeModel.textFormat(frozen($0))) }" }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -140,17 +140,18 @@ struct ChannelStats {
 
     func write(prefix: String) throws {
         func line<T>(_ xs: [T], _ f: (T) -> String) -> String { xs.map(f).joined(separator: " ") + "\n" }
-        let std = m2.map { samples > 1 ? ($0 / Double(samples - 1)).squareRoot() : 0 }
         try Toolbox.writeText(line(minimum) { String(format: "%.6g", Double($0)) }, to: prefix + ".min.txt")
         try Toolbox.writeText(line(maximum) { String(format: "%.6g", Double($0)) }, to: prefix + ".max.txt")
         try Toolbox.writeText(line(mean) { String(format: "%.6g", $0) }, to: prefix + ".mean.txt")
-        try Toolbox.writeText(line(std) { String(format: "%.6g", $0) }, to: prefix + ".std.txt")
+        try Toolbox.writeText(line(standardDeviations) { String(format: "%.6g", $0) }, to: prefix + ".std.txt")
         try Toolbox.writeText(line(upperBounds) { String(format: "%.6g", $0) }, to: prefix + ".upper.txt")
     }
 
+    /// The sample standard deviation per channel.
+    var standardDeviations: [Double] { m2.map { samples > 1 ? ($0 / Double(samples - 1)).squareRoot() : 0 } }
+
     /// A robust upper bound per channel: mean + 3 std, never above the maximum seen.
     var upperBounds: [Double] {
-        let std = m2.map { samples > 1 ? ($0 / Double(samples - 1)).squareRoot() : 0 }
-        return zip(zip(mean, std), maximum).map { ms, hi in min(Double(hi), ms.0 + 3 * ms.1) }
+        zip(zip(mean, standardDeviations), maximum).map { ms, hi in min(Double(hi), ms.0 + 3 * ms.1) }
     }
 }

@@ -68,9 +68,10 @@ struct TrainGenerator: ParsableCommand {
             }
             let registry = try common.makeRegistry()
             let source = try dataSource()
-            let codeDim = try codeSize(registry: registry)
+            let graph = try Toolbox.load(classifier, weights: weights)
+            let codeDim = try codeSize(graph, registry: registry)
             let scoresBlob = scores == "none" ? nil : try scores ?? GeneratorRecipe.defaultScores(classifier)
-            var recipe = try GeneratorRecipe(classifierDeploy: classifier, weights: weights, code: code, scores: scoresBlob,
+            var recipe = try GeneratorRecipe(classifierDeploy: classifier, graph: graph, code: code, scores: scoresBlob,
                                              codeDim: codeDim, folder: out, source: source)
             recipe.scale = scale; recipe.batch = batch; recipe.seed = seed
             recipe.iterations = max(iterations, 1); recipe.adversarialRounds = adversarialRounds
@@ -81,7 +82,8 @@ struct TrainGenerator: ParsableCommand {
             log("wrote the generator's Caffe files to \(out) (code '\(code)', \(codeDim) values; image \(recipe.channels)x\(recipe.height)x\(recipe.width); scores \(scoresBlob.map { "'\($0)'" } ?? "none"))")
             if filesOnly { return }
 
-            let feeder = try npyFeeder(source)
+            let npy = source == .fed ? try NPY.read(data) : nil
+            let feeder = try npy.map(npyFeeder)
             let t0 = Date()
             var generator = generatorWeights
             if generator == nil {
@@ -122,7 +124,7 @@ struct TrainGenerator: ParsableCommand {
             try CaffeModel.writeCaffemodel(net.exportWeights(), to: out + "/generator.caffemodel")
             log("wrote \(out)/generator.caffemodel (from \(final))")
 
-            let stats = try codeStatistics(recipe, registry: registry, feeder: feeder)
+            let stats = try codeStatistics(recipe, registry: registry, feeder: feeder, images: npy?.shape.dims.first)
             try writePipeline(recipe, stats: stats)
             try writeJSON(["phase_a_seconds": Int(t1.timeIntervalSince(t0)), "phase_b_seconds": Int(t2.timeIntervalSince(t1)),
                            "generator": out + "/generator.caffemodel", "pipeline": out + "/pipeline.json",
@@ -148,8 +150,7 @@ struct TrainGenerator: ParsableCommand {
     }
 
     /// Values per image of the code blob, from one forward pass's shapes.
-    private func codeSize(registry: LayerRegistry) throws -> Int {
-        let graph = try Toolbox.load(classifier, weights: weights)
+    private func codeSize(_ graph: Graph, registry: LayerRegistry) throws -> Int {
         guard graph.values.contains(where: { $0.blob == code }) else {
             throw RuntimeError.input("\(classifier): has no blob '\(code)' for the code (--code); its blobs: \(graph.blobNames.joined(separator: ", "))")
         }
@@ -159,9 +160,7 @@ struct TrainGenerator: ParsableCommand {
     }
 
     /// Batches of the .npy array in order (times --scale), cycling.
-    private func npyFeeder(_ source: GeneratorRecipe.Source) throws -> ((FeedRequest) throws -> [String: Tensor])? {
-        guard source == .fed else { return nil }
-        let array = try NPY.read(data)
+    private func npyFeeder(_ array: Tensor) throws -> (FeedRequest) throws -> [String: Tensor] {
         guard array.shape.dims.count == 4, array.shape.dims[0] > 0 else {
             throw RuntimeError.input("\(data): holds a \(array.shape) array; give N x C x H x W images")
         }
@@ -184,8 +183,9 @@ struct TrainGenerator: ParsableCommand {
     }
 
     /// The code's per-unit statistics over the training data, in order.
+    /// `images`: how many the data hold, when the caller knows.
     private func codeStatistics(_ recipe: GeneratorRecipe, registry: LayerRegistry,
-                                feeder: ((FeedRequest) throws -> [String: Tensor])?) throws -> ChannelStats {
+                                feeder: ((FeedRequest) throws -> [String: Tensor])?, images: Int?) throws -> ChannelStats {
         let per = 100
         let file = out + "/work/code_statistics.prototxt"
         try Toolbox.writeText(recipe.statisticsNet(batch: per), to: file)
@@ -193,7 +193,7 @@ struct TrainGenerator: ParsableCommand {
         let net = try Net(graph: graph, registry: registry, threads: common.computeThreads)
         let codeValue = try net.resolve(code)
         let plan = try net.plan(seeds: [], gradientsFor: [], keep: [codeValue])
-        let total = try statisticsCount ?? imageCount()
+        let total = try statisticsCount ?? images ?? imageCount()
         var stats = ChannelStats()
         var done = 0
         while done < total {
@@ -218,7 +218,6 @@ struct TrainGenerator: ParsableCommand {
 
     /// Images in the training data (for the statistics pass).
     private func imageCount() throws -> Int {
-        if data.hasSuffix(".npy") { return try NPY.read(data).shape.dims.first ?? 0 }
         if data.hasSuffix(".txt") || data.hasSuffix(".list") {
             return try String(contentsOfFile: data, encoding: .utf8).split(whereSeparator: \.isNewline)
                 .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.count

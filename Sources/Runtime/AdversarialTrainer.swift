@@ -138,8 +138,6 @@ public final class AdversarialTrainer {
     public var onRound: ((AdversarialRound) -> Void)?
     public private(set) var lastState: String?
 
-    private let inputPlan: BackwardPlan
-    private let discriminatorLoss: [(value: ValueID, weight: Float)]
     private let discriminatorInput: ValueID
     private let stop = StopRequest()
     private var timer = DispatchTime.now().uptimeNanoseconds
@@ -175,9 +173,6 @@ public final class AdversarialTrainer {
             throw SolverError.training("the generated blob '\(generated)' is \(g.shapes[self.generated.index]) but the real blob '\(real)' is \(g.shapes[self.real.index]); the discriminator needs both alike")
         }
         discriminatorInput = try d.resolve(discriminatorData)
-        discriminatorLoss = try d.lossTerms()
-        inputPlan = try d.plan(seeds: discriminatorLoss.map(\.value), gradientsFor: [discriminatorInput],
-                               paramGrads: false, keep: d.graph.values.indices.map(ValueID.init))
         generator.automaticSnapshots = false
         discriminator.automaticSnapshots = false
         generator.displaysProgress = false
@@ -235,16 +230,9 @@ public final class AdversarialTrainer {
 
         // The generator's adversarial gradient, through the discriminator
         // as it now is, with no parameter gradients.
-        let d = discriminator.net
-        try d.forward([discriminatorData: fakeImages, discriminatorLabel: ones], plan: inputPlan)
-        var lFakeForG: Float = 0
-        var seeds: [ValueID: Tensor] = [:]
-        for (v, w) in discriminatorLoss {
-            if let t = d.tensor(v) { for i in 0..<t.count { lFakeForG += w * t[i] } }
-            seeds[v] = Tensor(shape: d.shapes[v.index], repeating: w * adversarialWeight)
-        }
-        let grads = try d.backward(seeds: seeds, plan: inputPlan)
-        guard let toImage = grads[discriminatorInput] else {
+        let (lFakeForG, gradient) = try discriminator.inputGradient(
+            feeds: [discriminatorData: fakeImages, discriminatorLabel: ones], of: discriminatorInput, scale: adversarialWeight)
+        guard let toImage = gradient else {
             throw SolverError.training("the discriminator gives no gradient to its input '\(discriminatorData)'; its first layer must not set propagate_down: false")
         }
         if trainG {

@@ -98,6 +98,8 @@ public final class Solver {
 
     private var losses: [Float] = []
     private let trainPlan: BackwardPlan
+    /// Plans of `inputGradient`, by input.
+    private var inputPlans: [ValueID: BackwardPlan] = [:]
     /// Blobs that take a gradient from outside the net in `backwardPass`
     /// (a generator's image, seeded by a discriminator).
     public let externalSeedValues: [ValueID]
@@ -282,8 +284,7 @@ public final class Solver {
     /// its loss_weight, plus `external` gradients on `externalSeedValues`.
     /// Parameter gradients accumulate (+=) until the next `beginIteration`.
     public func backwardPass(external: [ValueID: Tensor] = [:]) throws {
-        var seeds: [ValueID: Tensor] = [:]
-        for (v, w) in trainLoss { seeds[v] = Tensor(shape: net.shapes[v.index], repeating: w) }
+        var seeds = lossSeeds(scale: 1)
         for (v, g) in external {
             guard externalSeedValues.contains(v) else {
                 throw SolverError.training("blob '\(net.graph.values[v.index].blob)' was not declared as taking an outside gradient when the solver was made")
@@ -297,6 +298,30 @@ public final class Solver {
             }
         }
         _ = try net.backward(seeds: seeds, plan: trainPlan)
+    }
+
+    /// A forward and backward pass of the training net that leaves the
+    /// parameter gradients alone (a discriminator seen from its generator):
+    /// every loss output is seeded with loss_weight x `scale`. Returns the
+    /// loss, sum(loss_weight * output), and the gradient of `input`.
+    public func inputGradient(feeds: [String: Tensor], of input: ValueID,
+                              scale: Float) throws -> (loss: Float, gradient: Tensor?) {
+        let plan: BackwardPlan
+        if let p = inputPlans[input] { plan = p } else {
+            plan = try net.plan(seeds: trainLoss.map(\.value), gradientsFor: [input], paramGrads: false,
+                                keep: net.graph.values.indices.map(ValueID.init))
+            inputPlans[input] = plan
+        }
+        try net.forward(feeds, plan: plan)
+        let loss = weightedLoss(net, trainLoss)
+        return (loss, try net.backward(seeds: lossSeeds(scale: scale), plan: plan)[input])
+    }
+
+    /// d(loss)/d(output) = loss_weight x `scale` on every loss output.
+    private func lossSeeds(scale: Float) -> [ValueID: Tensor] {
+        var seeds: [ValueID: Tensor] = [:]
+        for (v, w) in trainLoss { seeds[v] = Tensor(shape: net.shapes[v.index], repeating: w * scale) }
+        return seeds
     }
 
     /// Ends an iteration whose passes gave mean `loss`: the smoothed loss,
